@@ -1,0 +1,1 @@
+//! wgpu device and compute kernels (owned by the GPU work; stub).
