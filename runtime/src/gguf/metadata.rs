@@ -222,8 +222,16 @@ mod tests {
         assert_eq!(m.f32("f").unwrap(), 1.5);
         assert_eq!(m.opt_bool("b").unwrap(), Some(true));
         assert_eq!(m.str_array("arr").unwrap(), vec!["p", "q"]);
-        assert!(m.u32("missing").unwrap_err().to_string().contains("missing"));
-        assert!(m.str("a").unwrap_err().to_string().contains("expected a string"));
+        assert!(m
+            .u32("missing")
+            .unwrap_err()
+            .to_string()
+            .contains("missing"));
+        assert!(m
+            .str("a")
+            .unwrap_err()
+            .to_string()
+            .contains("expected a string"));
         assert!(m.u32("neg").is_err());
         assert_eq!(m.opt_u32("missing").unwrap(), None);
     }

@@ -1,16 +1,35 @@
 //! The GGUF model file: memory-mapped, validated, with zero-copy tensor views.
 //!
-//! IN PROGRESS: the API below is fixed; bodies are being written.
+//! Opening a file runs three steps, and nothing is trusted before the one ahead of it passed:
+//! 1. [`prescan::scan`] walks the header over the mapped bytes, bounding every count and length
+//!    by what is left of the file and checking strings are UTF-8 (no allocation on its say-so);
+//! 2. gguf-rs decodes metadata and tensor infos from a reader over the map (no copy of the file);
+//! 3. [`GgufFile`] checks the layout: each tensor's byte size from its shape and type, its
+//!    alignment, that it lies inside the file, and that names are unique.
+//!
+//! Tensor data is then a `&[u8]` slice of the map.
 
 mod metadata;
+pub mod prescan;
+pub mod synthetic;
 mod types;
+pub mod writer;
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use memmap2::Mmap;
 
 pub use metadata::Metadata;
 pub use types::GgmlType;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+
+/// Tensor data alignment when `general.alignment` is absent.
+pub const DEFAULT_ALIGNMENT: u64 = 32;
 
 /// One tensor's description; its bytes are read with [`GgufFile::tensor_data`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,39 +50,241 @@ impl TensorInfo {
     }
 }
 
+/// The bytes of a file: a read-only map of it, or a buffer (tests and fuzzing).
+enum Source {
+    Mapped(Mmap),
+    Owned(Vec<u8>),
+}
+
+impl Source {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Source::Mapped(m) => m,
+            Source::Owned(v) => v,
+        }
+    }
+}
+
+/// A `Read` over the shared source, which gguf-rs decodes from without copying the file.
+struct SourceReader {
+    source: Arc<Source>,
+    pos: usize,
+}
+
+impl Read for SourceReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let rest = &self.source.bytes()[self.pos.min(self.source.bytes().len())..];
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 /// An opened, validated GGUF file.
-pub struct GgufFile {}
+pub struct GgufFile {
+    source: Arc<Source>,
+    path: Option<PathBuf>,
+    version: u32,
+    metadata: Metadata,
+    tensors: Vec<TensorInfo>,
+    by_name: HashMap<String, usize>,
+    alignment: u64,
+    data_offset: u64,
+}
+
+impl std::fmt::Debug for GgufFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GgufFile")
+            .field("path", &self.path)
+            .field("version", &self.version)
+            .field("tensors", &self.tensors.len())
+            .finish_non_exhaustive()
+    }
+}
 
 impl GgufFile {
     /// Maps and validates the file at `path`.
-    pub fn open(_path: &Path) -> Result<Self> {
-        todo!()
+    pub fn open(path: &Path) -> Result<Self> {
+        let open_err = |source| Error::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = File::open(path).map_err(open_err)?;
+        let meta = file.metadata().map_err(open_err)?;
+        if meta.is_dir() {
+            return Err(open_err(std::io::Error::other("is a directory")));
+        }
+        // SAFETY: the map is read-only. A file truncated or rewritten underneath a running
+        // process is outside what any mmap-based reader can defend against; the loader copies
+        // tensors to the GPU once, early.
+        let map = unsafe { Mmap::map(&file) }.map_err(open_err)?;
+        let mut f = Self::parse(Source::Mapped(map))?;
+        f.path = Some(path.to_path_buf());
+        Ok(f)
     }
+
     /// Validates a file held in memory (tests, fuzzing).
-    pub fn from_bytes(_bytes: Vec<u8>) -> Result<Self> {
-        todo!()
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self> {
+        Self::parse(Source::Owned(bytes))
     }
+
+    fn parse(source: Source) -> Result<Self> {
+        let shape = prescan::scan(source.bytes())?;
+        let source = Arc::new(source);
+        let file_size = source.bytes().len() as u64;
+
+        let reader = SourceReader {
+            source: Arc::clone(&source),
+            pos: 4,
+        };
+        let mut container =
+            gguf_rs::GGUFContainer::new(gguf_rs::ByteOrder::LE, Box::new(reader), u64::MAX);
+        let decoded = container
+            .decode()
+            .map_err(|e| Error::Malformed(format!("decoding the header: {e}")))?;
+        if decoded.metadata().len() as u64 != shape.n_kv {
+            return Err(Error::Malformed("a metadata key appears twice".into()));
+        }
+        let metadata = Metadata::new(decoded.metadata().clone());
+
+        let alignment = match metadata.opt_u64("general.alignment")? {
+            None => DEFAULT_ALIGNMENT,
+            Some(a) if a.is_power_of_two() && a <= 1 << 20 => a,
+            Some(a) => {
+                return Err(Error::Malformed(format!(
+                    "general.alignment {a} is not a power of two up to 1 MiB"
+                )))
+            }
+        };
+        let data_offset = shape.header_end.next_multiple_of(alignment);
+        if data_offset > file_size && shape.n_tensors > 0 {
+            return Err(Error::Malformed(format!(
+                "file ends at byte {file_size}, before the tensor data at {data_offset}"
+            )));
+        }
+
+        let mut tensors = Vec::with_capacity(decoded.tensors().len());
+        let mut by_name = HashMap::with_capacity(decoded.tensors().len());
+        for t in decoded.tensors() {
+            let info = Self::check_tensor(t, alignment, data_offset, file_size)?;
+            if by_name.insert(info.name.clone(), tensors.len()).is_some() {
+                return Err(Error::Malformed(format!(
+                    "tensor `{}` appears twice",
+                    info.name
+                )));
+            }
+            tensors.push(info);
+        }
+
+        Ok(Self {
+            source,
+            path: None,
+            version: shape.version,
+            metadata,
+            tensors,
+            by_name,
+            alignment,
+            data_offset,
+        })
+    }
+
+    fn check_tensor(
+        t: &gguf_rs::Tensor,
+        alignment: u64,
+        data_offset: u64,
+        file_size: u64,
+    ) -> Result<TensorInfo> {
+        let name = &t.name;
+        let ggml_type = GgmlType::from_id(t.kind).ok_or_else(|| {
+            Error::Unsupported(format!("tensor `{name}` has unknown type id {}", t.kind))
+        })?;
+        let dims = t.shape.clone();
+        let row_len = dims[0];
+        let n_rows: u64 = dims[1..].iter().product();
+        let n_bytes = ggml_type
+            .row_bytes(row_len)
+            .and_then(|b| b.checked_mul(n_rows))
+            .ok_or_else(|| {
+                Error::Malformed(format!(
+                    "tensor `{name}` has rows of {row_len} values, not a whole number of {ggml_type} blocks ({})",
+                    ggml_type.block_len()
+                ))
+            })?;
+        if t.offset % alignment != 0 {
+            return Err(Error::Malformed(format!(
+                "tensor `{name}` at offset {} is not aligned to {alignment} bytes",
+                t.offset
+            )));
+        }
+        let offset = data_offset.checked_add(t.offset);
+        let end = offset.and_then(|o| o.checked_add(n_bytes));
+        match (offset, end) {
+            (Some(offset), Some(end)) if end <= file_size => Ok(TensorInfo {
+                name: name.clone(),
+                ggml_type,
+                dims,
+                offset,
+                n_bytes,
+            }),
+            _ => Err(Error::Malformed(format!(
+                "tensor `{name}` ({n_bytes} bytes at data offset {}) lies past the end of the file ({file_size} bytes)",
+                t.offset
+            ))),
+        }
+    }
+
+    /// The path the file was opened from, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
     pub fn version(&self) -> u32 {
-        todo!()
+        self.version
     }
+
     pub fn metadata(&self) -> &Metadata {
-        todo!()
+        &self.metadata
     }
+
     /// `general.architecture`.
     pub fn architecture(&self) -> Result<&str> {
-        todo!()
+        self.metadata.str("general.architecture")
     }
+
     pub fn tensors(&self) -> &[TensorInfo] {
-        todo!()
+        &self.tensors
     }
-    pub fn tensor(&self, _name: &str) -> Result<&TensorInfo> {
-        todo!()
+
+    pub fn tensor(&self, name: &str) -> Result<&TensorInfo> {
+        self.by_name
+            .get(name)
+            .map(|&i| &self.tensors[i])
+            .ok_or_else(|| Error::MissingTensor(name.to_string()))
     }
+
     /// The tensor's bytes: a zero-copy view into the map.
-    pub fn tensor_data(&self, _t: &TensorInfo) -> &[u8] {
-        todo!()
+    pub fn tensor_data(&self, t: &TensorInfo) -> &[u8] {
+        // Bounds were checked when the file was opened.
+        &self.source.bytes()[t.offset as usize..(t.offset + t.n_bytes) as usize]
     }
+
+    /// Tensor data alignment in bytes.
+    pub fn alignment(&self) -> u64 {
+        self.alignment
+    }
+
+    /// Absolute offset of the tensor data section.
+    pub fn data_offset(&self) -> u64 {
+        self.data_offset
+    }
+
     pub fn file_size(&self) -> u64 {
-        todo!()
+        self.source.bytes().len() as u64
+    }
+
+    /// Total number of weights over all tensors.
+    pub fn n_parameters(&self) -> u64 {
+        self.tensors.iter().map(TensorInfo::n_elements).sum()
     }
 }
