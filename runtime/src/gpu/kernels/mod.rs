@@ -1,0 +1,48 @@
+//! Compute kernels, one per file: each holds its pipeline (built once), an `encode` that records
+//! into a caller's command encoder, a test-friendly `run`, and its CPU reference twin.
+
+pub mod add;
+
+pub use add::{add_ref, AddKernel};
+
+use crate::{Error, Result};
+
+/// Splits `groups` workgroups into an (x, y) grid with x, y <= `max_per_dim`, for kernels
+/// that index elements as `gid.y * (x * workgroup_size) + gid.x`. A 1-D grid when it fits.
+/// The grid may hold up to `x - 1` workgroups more than asked; shaders bound-check.
+pub fn dispatch_grid(groups: u32, max_per_dim: u32) -> Result<(u32, u32)> {
+    if groups <= max_per_dim {
+        return Ok((groups, 1));
+    }
+    let y = groups.div_ceil(max_per_dim);
+    if y > max_per_dim {
+        return Err(Error::Gpu(format!(
+            "{groups} workgroups exceed the {max_per_dim} x {max_per_dim} dispatch grid"
+        )));
+    }
+    // The narrowest row count that still fits, to waste as few workgroups as possible.
+    Ok((groups.div_ceil(y), y))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dispatch_grid;
+
+    #[test]
+    fn grid_covers_and_stays_within_limits() {
+        let max = 65535;
+        assert_eq!(dispatch_grid(0, max).unwrap(), (0, 1));
+        assert_eq!(dispatch_grid(1, max).unwrap(), (1, 1));
+        assert_eq!(dispatch_grid(max, max).unwrap(), (max, 1));
+        for groups in [max + 1, 2 * max, 2 * max + 1, 65_537 * 3, max * max] {
+            let (x, y) = dispatch_grid(groups, max).unwrap();
+            assert!(x <= max && y <= max, "{groups}: ({x}, {y})");
+            assert!(u64::from(x) * u64::from(y) >= u64::from(groups), "{groups}");
+            assert!(
+                u64::from(x) * u64::from(y - 1) < u64::from(groups),
+                "{groups}"
+            );
+        }
+        assert!(dispatch_grid(max * max + 1, max).is_err());
+    }
+}
