@@ -1,35 +1,25 @@
 //! Shared helpers for the end-to-end tests (model paths, fixture paths).
 
 use std::path::PathBuf;
+use std::sync::Mutex;
 
-/// Catalog name -> GGUF file name of the models the e2e tests use.
-const MODELS: &[(&str, &str)] = &[
-    ("smollm2-135m", "SmolLM2-135M-Instruct.Q4_1.gguf"),
-    ("gemma3-270m", "gemma-3-270m-q4_k_m.gguf"),
-];
+/// Serializes pulls within one test binary so parallel tests don't download a model twice.
+static PULL: Mutex<()> = Mutex::new(());
 
-/// Directory holding the test models: `$VOYAGER_TEST_MODELS_DIR`, else `/tmp/models`.
-pub fn models_dir() -> PathBuf {
-    std::env::var_os("VOYAGER_TEST_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/tmp/models"))
-}
-
-/// Path of the GGUF for catalog model `name`; panics with how to get it when it is absent.
+/// Path of the GGUF for catalog model `name`, resolved the way `voyager -m NAME` does: from the
+/// models directory (`$VOYAGER_MODELS`, else the user cache), pulled on first use.
+///
+/// # Panics
+/// When the model cannot be had, with the reason and how to get it.
 pub fn model_path(name: &str) -> PathBuf {
-    let file = MODELS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, f)| *f)
-        .unwrap_or_else(|| panic!("unknown test model `{name}`"));
-    let path = models_dir().join(file);
-    if !path.is_file() {
+    let _guard = PULL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = voyager_models::models_dir();
+    voyager_models::resolve(name, &dir, &mut voyager_models::NoProgress).unwrap_or_else(|e| {
         panic!(
-            "model {name} not found at {}: run `voyager pull {name}`",
-            path.display()
-        );
-    }
-    path
+            "model {name} is not in {} and could not be pulled ({e}): run `voyager pull {name}`",
+            dir.display()
+        )
+    })
 }
 
 /// Path of a file under `tests/fixtures/`.

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use memmap2::Mmap;
 
 pub use metadata::Metadata;
-pub use types::GgmlType;
+pub use types::{file_type_name, GgmlType};
 
 use crate::error::{Error, Result};
 

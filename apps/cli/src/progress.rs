@@ -1,0 +1,53 @@
+//! Progress bars for things a person waits on.
+
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Shows a model pull: a spinner for each stage, a byte bar while the file is assembled.
+pub struct PullProgress {
+    bar: ProgressBar,
+    name: String,
+}
+
+impl PullProgress {
+    pub fn new(name: &str) -> Self {
+        let bar = ProgressBar::new_spinner();
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Self {
+            bar,
+            name: name.to_string(),
+        }
+    }
+
+    pub fn finish(&self, msg: &str) {
+        self.bar.finish_and_clear();
+        eprintln!("{msg}");
+    }
+}
+
+impl voyager_models::Progress for PullProgress {
+    fn stage(&mut self, msg: &str) {
+        self.bar.set_message(format!("{}: {msg}", self.name));
+    }
+
+    fn bytes(&mut self, done: u64, total: u64) {
+        if self.bar.length() != Some(total) {
+            self.bar.set_length(total);
+            self.bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec})",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+        }
+        self.bar.set_position(done);
+    }
+}
+
+impl Drop for PullProgress {
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}
