@@ -7,6 +7,8 @@
 //! - [`tokenizer`]: a `tokenizers::Tokenizer` built from the GGUF vocabulary, and the chat template;
 //! - [`gpu`]: the wgpu device and the compute kernels.
 
+pub(crate) mod arch;
+pub mod engine;
 pub mod error;
 pub mod gguf;
 pub mod gpu;

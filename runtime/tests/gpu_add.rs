@@ -6,6 +6,7 @@
 
 use std::time::Instant;
 
+use voyager_runtime::gpu::kernels::step::{create_step_buffer, Step};
 use voyager_runtime::gpu::kernels::{add_ref, AddKernel};
 use voyager_runtime::gpu::GpuContext;
 
@@ -81,47 +82,55 @@ fn add_empty_and_mismatched() {
     assert!(err.to_string().contains("differ in length"), "{err}");
 }
 
-/// Two adds recorded into one encoder and submitted once, the way a forward pass runs:
-/// h = x + r1; y = h + r2, read back from `y`.
+/// Two adds bound once and recorded into one pass, the way a forward pass runs:
+/// h = x + r1; y = h + r2 over rows of `width`, for a batch smaller than the bound.
 #[test]
-fn chained_adds_in_one_encoder() {
+fn chained_adds_in_one_pass() {
     let ctx = context();
     let kernel = AddKernel::new(&ctx);
-    let n = 5000;
+    let (width, max_tokens, n_tokens) = (777u32, 9u32, 7u32);
+    let n = (width * max_tokens) as usize;
+    let used = (width * n_tokens) as usize;
     let mut rng = XorShift(42);
     let (x, r1, r2) = (rng.vec(n), rng.vec(n), rng.vec(n));
-    let storage = wgpu::BufferUsages::STORAGE;
+    let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
     let bytes = (n * 4) as u64;
-    let gx = ctx
-        .create_buffer_init("x", bytemuck::cast_slice(&x), storage)
-        .unwrap();
-    let g1 = ctx
-        .create_buffer_init("r1", bytemuck::cast_slice(&r1), storage)
-        .unwrap();
-    let g2 = ctx
-        .create_buffer_init("r2", bytemuck::cast_slice(&r2), storage)
-        .unwrap();
+    let up = |label, data: &[f32]| {
+        ctx.create_buffer_init(label, bytemuck::cast_slice(data), storage)
+            .unwrap()
+    };
+    let (gx, g1, g2) = (up("x", &x), up("r1", &r1), up("r2", &r2));
     let h = ctx.create_buffer("h", bytes, storage).unwrap();
-    let y = ctx
-        .create_buffer("y", bytes, storage | wgpu::BufferUsages::COPY_SRC)
+    let y = up("y", &vec![-1.0; n]);
+    let step_buf = create_step_buffer(&ctx, Step::new(0, n_tokens)).unwrap();
+    let first = kernel
+        .bind(&ctx, &step_buf, &gx, &g1, &h, width, max_tokens)
+        .unwrap();
+    let second = kernel
+        .bind(&ctx, &step_buf, &h, &g2, &y, width, max_tokens)
         .unwrap();
     let mut encoder = ctx
         .device()
         .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
-    kernel.encode(&mut encoder, &gx, &g1, &h, n).unwrap();
-    kernel.encode(&mut encoder, &h, &g2, &y, n).unwrap();
+    {
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
+        kernel.encode(&mut pass, &first, n_tokens).unwrap();
+        kernel.encode(&mut pass, &second, n_tokens).unwrap();
+    }
     ctx.queue().submit([encoder.finish()]);
     let gpu = ctx.read_f32(&y, n).unwrap();
-    assert_bits_eq(&gpu, &add_ref(&add_ref(&x, &r1), &r2), "chained");
+    let want = add_ref(&add_ref(&x[..used], &r1[..used]), &r2[..used]);
+    assert_bits_eq(&gpu[..used], &want, "chained");
+    assert!(
+        gpu[used..].iter().all(|&v| v == -1.0),
+        "rows past the batch are untouched"
+    );
 
-    // Too-small buffers are refused before anything is recorded.
-    let mut encoder = ctx
-        .device()
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+    // Too-small buffers are refused at bind time.
     let err = kernel
-        .encode(&mut encoder, &gx, &g1, &h, n + 1)
+        .bind(&ctx, &step_buf, &gx, &g1, &h, width, max_tokens + 1)
         .unwrap_err();
-    assert!(err.to_string().contains("need"), "{err}");
+    assert!(err.to_string().contains("needs"), "{err}");
 }
 
 #[test]

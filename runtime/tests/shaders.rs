@@ -12,15 +12,21 @@ use std::process::Command;
 
 use naga::back::{hlsl, msl, spv};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
-use voyager_runtime::gpu::shaders::SHADERS;
+use voyager_runtime::gpu::shaders::{self, QUANT_SNIPPETS, SHADERS, TEMPLATES};
 
 fn shaders_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shaders")
 }
 
-/// The naga capabilities matching the device features we request (SHADER_F16, SUBGROUP).
+/// The naga capabilities matching the device features we request (SHADER_F16, SUBGROUP), plus
+/// SHADER_FLOAT16_IN_FLOAT32 (`pack2x16float`/`unpack2x16float` on f32): wgpu grants it from
+/// the downlevel flag SHADER_F16_IN_F32, which every Vulkan, Metal and DX12 adapter has (only
+/// GLES 3.0 lacks it). The weight kernels read f16 scales with `unpack2x16float`.
 fn capabilities() -> Capabilities {
-    Capabilities::SHADER_FLOAT16 | Capabilities::SUBGROUP | Capabilities::SUBGROUP_BARRIER
+    Capabilities::SHADER_FLOAT16
+        | Capabilities::SHADER_FLOAT16_IN_FLOAT32
+        | Capabilities::SUBGROUP
+        | Capabilities::SUBGROUP_BARRIER
 }
 
 struct Outputs {
@@ -141,10 +147,15 @@ fn every_wgsl_file_is_registered() {
         .filter(|p| p.extension().is_some_and(|e| e == "wgsl"))
         .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
         .collect();
-    let registered: BTreeSet<String> = SHADERS.iter().map(|(n, _)| n.to_string()).collect();
+    // Standalone shaders and templates (assembled per weight type, validated as variants).
+    let registered: BTreeSet<String> = SHADERS
+        .iter()
+        .chain(TEMPLATES)
+        .map(|(n, _)| n.to_string())
+        .collect();
     assert_eq!(
         registered.len(),
-        SHADERS.len(),
+        SHADERS.len() + TEMPLATES.len(),
         "duplicate names in the registry"
     );
     let missing: Vec<_> = on_disk.difference(&registered).collect();
@@ -158,7 +169,7 @@ fn every_wgsl_file_is_registered() {
         "registered shaders without a file in shaders/: {stale:?}"
     );
     // The registered source is the file's content (include_str! of the same name).
-    for (name, source) in SHADERS {
+    for (name, source) in SHADERS.iter().chain(TEMPLATES) {
         let file = std::fs::read_to_string(dir.join(format!("{name}.wgsl"))).unwrap();
         assert_eq!(
             &file, source,
@@ -188,4 +199,57 @@ fn probe(@builtin(global_invocation_id) gid: vec3<u32>,
 }
 "#;
     check("f16_subgroup_probe", probe);
+}
+
+/// Every assembled variant (`matmul_<type>`, `matvec_<type>`, `embedding_<type>`: a template
+/// with its `shaders/quant/` snippet) translates for every backend.
+#[test]
+fn every_assembled_variant_translates_for_every_backend() {
+    let variants = shaders::variants().unwrap_or_else(|e| panic!("assembling variants: {e}"));
+    assert!(!variants.is_empty());
+    for (name, source) in &variants {
+        let out = check(name, source);
+        eprintln!(
+            "{name}: SPIR-V {} words, MSL {} bytes, HLSL {} bytes",
+            out.spirv.len(),
+            out.msl.len(),
+            out.hlsl.len()
+        );
+    }
+}
+
+/// Every file in `shaders/quant/` is registered with its content, and included by at least
+/// one assembled variant (so validated through it).
+#[test]
+fn every_quant_snippet_is_registered_and_used() {
+    let dir = shaders_dir().join("quant");
+    let on_disk: BTreeSet<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wgsl"))
+        .map(|p| format!("quant/{}", p.file_name().unwrap().to_string_lossy()))
+        .collect();
+    let registered: BTreeSet<String> = QUANT_SNIPPETS.iter().map(|(p, _)| p.to_string()).collect();
+    assert_eq!(
+        registered.len(),
+        QUANT_SNIPPETS.len(),
+        "duplicate snippet paths"
+    );
+    assert_eq!(
+        on_disk, registered,
+        "shaders/quant/ and gpu::shaders::QUANT_SNIPPETS differ"
+    );
+    let variants = shaders::variants().unwrap();
+    for (path, source) in QUANT_SNIPPETS {
+        let file = std::fs::read_to_string(shaders_dir().join(path)).unwrap();
+        assert_eq!(
+            &file, source,
+            "{path}: registry source differs from the file"
+        );
+        let marker = format!("// ---- begin {path}\n");
+        assert!(
+            variants.iter().any(|(_, s)| s.contains(&marker)),
+            "{path} is included by no assembled variant, so never validated"
+        );
+    }
 }

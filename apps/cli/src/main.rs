@@ -1,6 +1,9 @@
 //! `voyager`: run, inspect and fetch language models on this machine.
 
+mod args;
 mod commands;
+mod interrupt;
+mod load;
 mod model_arg;
 mod output;
 mod progress;
@@ -30,6 +33,10 @@ enum Command {
     Info(commands::info::Args),
     /// Print the token ids the model sees for a text.
     Tokenize(commands::tokenize::Args),
+    /// Generate text from a prompt, streaming it to stdout.
+    Run(commands::run::Args),
+    /// Measure prefill and decode speed.
+    Bench(commands::bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +55,8 @@ fn main() -> ExitCode {
         Command::List(args) => commands::list::run(args),
         Command::Info(args) => commands::info::run(args),
         Command::Tokenize(args) => commands::tokenize::run(args),
+        Command::Run(args) => commands::run::run(args),
+        Command::Bench(args) => commands::bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

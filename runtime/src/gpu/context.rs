@@ -46,7 +46,7 @@ fn one_line(s: impl std::fmt::Display) -> String {
 
 impl GpuContext {
     /// Opens the high-performance adapter (backends chosen by `WGPU_BACKEND` when set, else
-    /// wgpu's defaults for the platform) and creates a device with the adapter's full limits
+    /// Vulkan, Metal and DX12) and creates a device with the adapter's full limits
     /// and the [`WANTED_FEATURES`] it supports. Blocks until done.
     pub fn new() -> Result<Self> {
         pollster::block_on(Self::new_async())
@@ -54,8 +54,11 @@ impl GpuContext {
 
     /// The async form of [`GpuContext::new`].
     pub async fn new_async() -> Result<Self> {
-        let instance =
-            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        // Vulkan, Metal and DX12 unless WGPU_BACKEND says otherwise: the GL backend is not a
+        // target, and probing it prints driver errors on machines without a display.
+        let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle();
+        descriptor.backends = wgpu::Backends::PRIMARY;
+        let instance = wgpu::Instance::new(descriptor.with_env());
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions {
                 power_preference: wgpu::PowerPreference::from_env()

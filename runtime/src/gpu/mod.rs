@@ -10,7 +10,9 @@
 pub mod alloc;
 pub mod context;
 pub mod kernels;
+pub mod preprocess;
 pub mod shaders;
+pub mod weights;
 
 pub use alloc::{Allocation, Allocator, GpuBuffer, MemoryStats};
 pub use context::{GpuContext, NO_ADAPTER_HELP, WANTED_FEATURES};

@@ -3,14 +3,150 @@
 //! Each shader is compiled into the library with `include_str!`, so the binary carries its
 //! own kernels. `tests/shaders.rs` validates every entry with naga for SPIR-V, MSL and HLSL,
 //! and fails when a `.wgsl` file in `shaders/` is missing from [`SHADERS`].
+//!
+//! The kernels that read weights are templates ([`TEMPLATES`]: `matmul.wgsl`, `embedding.wgsl`)
+//! assembled per weight type by [`crate::gpu::preprocess`] with a format snippet from
+//! `shaders/quant/` ([`QUANT_SNIPPETS`]); [`variants`] lists every assembled shader, and the
+//! naga test validates each of them.
 
 /// `shaders/add.wgsl`: elementwise f32 add (the residual connection).
 pub const ADD: &str = include_str!("../../../shaders/add.wgsl");
 
 /// Every shader, as (name, WGSL source); the name is the file stem in `shaders/`.
-pub const SHADERS: &[(&str, &str)] = &[("add", ADD)];
+pub const SHADERS: &[(&str, &str)] = &[
+    ("add", ADD),
+    ("rms_norm", RMS_NORM),
+    ("rope", ROPE),
+    ("ffn_act", FFN_ACT),
+    ("scale", SCALE),
+    ("kv_write", KV_WRITE),
+    ("attention", ATTENTION),
+];
+
+/// `shaders/rms_norm.wgsl`: RMS normalization of rows, optional weight.
+pub const RMS_NORM: &str = include_str!("../../../shaders/rms_norm.wgsl");
+/// `shaders/rope.wgsl`: rotary position embedding in place (normal and neox layouts).
+pub const ROPE: &str = include_str!("../../../shaders/rope.wgsl");
+/// `shaders/ffn_act.wgsl`: gated activation `act(gate) * up`, silu or gelu (tanh).
+pub const FFN_ACT: &str = include_str!("../../../shaders/ffn_act.wgsl");
+/// `shaders/scale.wgsl`: in-place `x *= s`.
+pub const SCALE: &str = include_str!("../../../shaders/scale.wgsl");
+/// `shaders/kv_write.wgsl`: appends a batch's K and V to the f16 KV cache.
+pub const KV_WRITE: &str = include_str!("../../../shaders/kv_write.wgsl");
+/// `shaders/attention.wgsl`: causal / sliding-window GQA attention (prefill and split decode).
+pub const ATTENTION: &str = include_str!("../../../shaders/attention.wgsl");
 
 /// The source of the shader called `name`, if it is registered.
 pub fn source(name: &str) -> Option<&'static str> {
     SHADERS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+}
+
+use crate::gguf::GgmlType;
+use crate::Result;
+
+/// `shaders/matmul.wgsl`: template of the weight x activations kernel (see [`matmul_source`]).
+pub const MATMUL_TEMPLATE: &str = include_str!("../../../shaders/matmul.wgsl");
+
+/// `shaders/embedding.wgsl`: template of the token-embedding gather (see [`embedding_source`]).
+pub const EMBEDDING_TEMPLATE: &str = include_str!("../../../shaders/embedding.wgsl");
+
+/// Templates in `shaders/`, as (file stem, source): not valid WGSL until assembled.
+pub const TEMPLATES: &[(&str, &str)] = &[
+    ("matmul", MATMUL_TEMPLATE),
+    ("embedding", EMBEDDING_TEMPLATE),
+];
+
+/// `(include path, source)` of the snippet `shaders/quant/<file>`.
+macro_rules! quant {
+    ($file:literal) => {
+        (
+            concat!("quant/", $file),
+            include_str!(concat!("../../../shaders/quant/", $file)),
+        )
+    };
+}
+
+/// Snippets in `shaders/quant/` that templates include, as (include path, source).
+pub const QUANT_SNIPPETS: &[(&str, &str)] = &[
+    quant!("common.wgsl"),
+    quant!("kscale.wgsl"),
+    quant!("f32.wgsl"),
+    quant!("f16.wgsl"),
+    quant!("bf16.wgsl"),
+    quant!("q4_0.wgsl"),
+    quant!("q4_1.wgsl"),
+    quant!("q5_0.wgsl"),
+    quant!("q5_1.wgsl"),
+    quant!("q8_0.wgsl"),
+    quant!("q4_k.wgsl"),
+    quant!("q5_k.wgsl"),
+    quant!("q6_k.wgsl"),
+];
+
+/// The snippet at include path `path` (e.g. `"quant/q4_k.wgsl"`).
+pub fn snippet(path: &str) -> Option<&'static str> {
+    QUANT_SNIPPETS
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map(|(_, s)| *s)
+}
+
+/// Weight types the GPU kernels read, with their snippet name in `shaders/quant/`.
+pub const WEIGHT_TYPES: &[(GgmlType, &str)] = &[
+    (GgmlType::F32, "f32"),
+    (GgmlType::F16, "f16"),
+    (GgmlType::BF16, "bf16"),
+    (GgmlType::Q4_0, "q4_0"),
+    (GgmlType::Q4_1, "q4_1"),
+    (GgmlType::Q5_0, "q5_0"),
+    (GgmlType::Q5_1, "q5_1"),
+    (GgmlType::Q8_0, "q8_0"),
+    (GgmlType::Q4_K, "q4_k"),
+    (GgmlType::Q5_K, "q5_k"),
+    (GgmlType::Q6_K, "q6_k"),
+];
+
+/// The snippet name of a weight type the GPU kernels read, or `None`.
+pub fn quant_name(ty: GgmlType) -> Option<&'static str> {
+    WEIGHT_TYPES.iter().find(|(t, _)| *t == ty).map(|(_, n)| *n)
+}
+
+fn unsupported(ty: GgmlType) -> crate::Error {
+    crate::Error::Unsupported(format!("no GPU kernel reads weights of type {ty}"))
+}
+
+/// The matmul kernel for weights of type `ty`, with `tile` tokens and `rows` rows per workgroup.
+pub fn matmul_source(ty: GgmlType, tile: u32, rows: u32) -> Result<String> {
+    let quant = quant_name(ty).ok_or_else(|| unsupported(ty))?;
+    let (tile, rows) = (tile.to_string(), rows.to_string());
+    super::preprocess::assemble(
+        MATMUL_TEMPLATE,
+        &[("QUANT", quant), ("TILE", &tile), ("ROWS", &rows)],
+        &snippet,
+    )
+}
+
+/// The embedding kernel for weights of type `ty`.
+pub fn embedding_source(ty: GgmlType) -> Result<String> {
+    let quant = quant_name(ty).ok_or_else(|| unsupported(ty))?;
+    super::preprocess::assemble(EMBEDDING_TEMPLATE, &[("QUANT", quant)], &snippet)
+}
+
+/// Every assembled shader the runtime can build, as (name, WGSL source): `matmul_<type>`
+/// (prefill tile), `matvec_<type>` (decode) and `embedding_<type>` for each of [`WEIGHT_TYPES`].
+pub fn variants() -> Result<Vec<(String, String)>> {
+    use super::kernels::matmul::{DECODE_TILE, PREFILL_TILE, ROWS};
+    let mut out = Vec::new();
+    for &(ty, name) in WEIGHT_TYPES {
+        out.push((
+            format!("matmul_{name}"),
+            matmul_source(ty, PREFILL_TILE, ROWS)?,
+        ));
+        out.push((
+            format!("matvec_{name}"),
+            matmul_source(ty, DECODE_TILE, ROWS)?,
+        ));
+        out.push((format!("embedding_{name}"), embedding_source(ty)?));
+    }
+    Ok(out)
 }

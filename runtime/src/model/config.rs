@@ -11,28 +11,17 @@ use crate::gguf::GgufFile;
 pub enum Architecture {
     /// Llama and its plain descendants (SmolLM2, Mistral 7B, TinyLlama...).
     Llama,
-    /// Qwen 2 / 2.5: llama with biased q/k/v and neox RoPE.
-    Qwen2,
-    /// Qwen 3: llama with per-head q/k RMS norms and neox RoPE.
-    Qwen3,
     /// Gemma 3: interleaved sliding-window and global layers, q/k norms, GELU, post-norms.
     Gemma3,
 }
 
 impl Architecture {
-    pub const ALL: [Architecture; 4] = [
-        Architecture::Llama,
-        Architecture::Qwen2,
-        Architecture::Qwen3,
-        Architecture::Gemma3,
-    ];
+    pub const ALL: [Architecture; 2] = [Architecture::Llama, Architecture::Gemma3];
 
     /// The `general.architecture` string.
     pub fn gguf_name(self) -> &'static str {
         match self {
             Architecture::Llama => "llama",
-            Architecture::Qwen2 => "qwen2",
-            Architecture::Qwen3 => "qwen3",
             Architecture::Gemma3 => "gemma3",
         }
     }
@@ -54,7 +43,7 @@ impl Architecture {
     pub fn rope_layout(self) -> RopeLayout {
         match self {
             Architecture::Llama => RopeLayout::Normal,
-            Architecture::Qwen2 | Architecture::Qwen3 | Architecture::Gemma3 => RopeLayout::Neox,
+            Architecture::Gemma3 => RopeLayout::Neox,
         }
     }
 }
@@ -235,6 +224,12 @@ impl ModelConfig {
             }
         }
         let tied_embeddings = file.tensor("output.weight").is_err();
+        if file.tensor("rope_freqs.weight").is_ok() {
+            return Err(Error::Unsupported(
+                "RoPE frequency factors (rope_freqs.weight, Llama 3.1 style) are not supported yet"
+                    .into(),
+            ));
+        }
 
         let cfg = Self {
             arch,

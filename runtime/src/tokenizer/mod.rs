@@ -245,12 +245,24 @@ impl Tokenizer {
     /// `add_special`; special tokens written in the text (e.g. `<|im_start|>`,
     /// `<start_of_turn>`) are recognised as specials (llama.cpp's `parse_special = true`).
     pub fn encode(&self, text: &str, add_special: bool) -> Result<Vec<u32>> {
+        self.encode_with(text, add_special, true)
+    }
+
+    /// [`Tokenizer::encode`] with llama.cpp's `parse_special` made explicit: with `false`,
+    /// control tokens written in the text are tokenized as plain text (perplexity over a
+    /// document uses this, as llama.cpp's does).
+    pub fn encode_with(
+        &self,
+        text: &str,
+        add_special: bool,
+        parse_special: bool,
+    ) -> Result<Vec<u32>> {
         let mut out = Vec::with_capacity(text.len() / 3 + 2);
         if add_special && self.add_bos {
             out.extend(self.bos);
         }
         let mut prev_special = true;
-        for frag in self.specials.partition(text) {
+        for frag in self.specials.partition(text, parse_special) {
             match frag {
                 Fragment::Token(id) => {
                     out.push(id);

@@ -209,6 +209,8 @@ pub(crate) struct SpecialMatcher {
     lengths: Vec<usize>,
     /// Whether a byte can start some special token.
     first_byte: [bool; 256],
+    /// Ids of the USER_DEFINED specials: the only ones matched without `parse_special`.
+    user_defined: HashSet<u32>,
 }
 
 impl SpecialMatcher {
@@ -216,7 +218,12 @@ impl SpecialMatcher {
         let mut by_text = HashMap::new();
         let mut first_byte = [false; 256];
         let mut lengths = Vec::new();
+        let mut user_defined = HashSet::new();
         for (i, t) in tokens.iter().enumerate() {
+            if attrs[i] & attr::USER_DEFINED != 0 && attrs[i] & (attr::CONTROL | attr::UNKNOWN) == 0
+            {
+                user_defined.insert(i as u32);
+            }
             if attrs[i] & (attr::CONTROL | attr::USER_DEFINED | attr::UNKNOWN) != 0 && !t.is_empty()
             {
                 // Duplicate texts cannot happen (llama.cpp rejects such vocabularies).
@@ -231,11 +238,14 @@ impl SpecialMatcher {
             by_text,
             lengths,
             first_byte,
+            user_defined,
         }
     }
 
-    /// Splits `text` into text fragments and special tokens.
-    pub fn partition(&self, text: &str) -> Vec<Fragment> {
+    /// Splits `text` into text fragments and special tokens. Without `parse_special`, control
+    /// and unknown tokens written in the text stay text (llama.cpp's `parse_special = false`);
+    /// user-defined tokens are split out either way, as llama.cpp does.
+    pub fn partition(&self, text: &str, parse_special: bool) -> Vec<Fragment> {
         if text.is_empty() {
             return Vec::new();
         }
@@ -252,6 +262,9 @@ impl SpecialMatcher {
             for &len in &self.lengths {
                 if let Some(s) = text.get(i..i + len) {
                     if let Some(&id) = self.by_text.get(s) {
+                        if !parse_special && !self.user_defined.contains(&id) {
+                            continue;
+                        }
                         if seen.insert(id) {
                             present.push((len, id, s));
                         }
@@ -312,11 +325,20 @@ mod tests {
         let m = SpecialMatcher::new(&t, &a);
         // "abcd": "bcd" (longer) is split out first, leaving "a".
         assert_eq!(
-            m.partition("abcdab"),
+            m.partition("abcdab", true),
             vec![Fragment::Text(0, 1), Fragment::Token(1), Fragment::Token(0)]
         );
-        assert_eq!(m.partition("xx"), vec![Fragment::Text(0, 2)]);
-        assert!(m.partition("").is_empty());
+        assert_eq!(m.partition("xx", true), vec![Fragment::Text(0, 2)]);
+        assert!(m.partition("", true).is_empty());
+        // Without parse_special the control token "ab" stays text; "bcd" still splits.
+        assert_eq!(
+            m.partition("abcdab", false),
+            vec![
+                Fragment::Text(0, 1),
+                Fragment::Token(1),
+                Fragment::Text(4, 6)
+            ]
+        );
     }
 
     #[test]

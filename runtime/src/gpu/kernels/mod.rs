@@ -2,6 +2,14 @@
 //! into a caller's command encoder, a test-friendly `run`, and its CPU reference twin.
 
 pub mod add;
+pub mod attention;
+pub mod embedding;
+pub mod ffn_act;
+pub mod kv_cache;
+pub mod matmul;
+pub mod rms_norm;
+pub mod rope;
+pub mod step;
 
 pub use add::{add_ref, AddKernel};
 

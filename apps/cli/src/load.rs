@@ -1,0 +1,33 @@
+//! Loading an engine with a progress bar.
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+use voyager_runtime::engine::Engine;
+
+use crate::args::ModelArgs;
+
+/// Resolves `-m`, then loads the model onto the GPU with a progress bar on stderr.
+pub fn engine(args: &ModelArgs) -> Result<Engine> {
+    let path = crate::model_arg::resolve(&args.model)?;
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("loading {msg} [{bar:30}] {bytes}/{total_bytes}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(args.model.clone());
+    let engine = Engine::load(&path, &args.engine_options(), &mut |p| {
+        bar.set_length(p.total);
+        bar.set_position(p.done);
+    });
+    bar.finish_and_clear();
+    let engine = engine?;
+    log::info!(
+        "{} on {} ({}), context {}",
+        args.model,
+        engine.gpu().adapter_name(),
+        engine.gpu().backend(),
+        engine.context_size()
+    );
+    Ok(engine)
+}

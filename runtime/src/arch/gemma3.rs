@@ -1,0 +1,62 @@
+//! Gemma 3:
+//!
+//! ```text
+//! x = embed(tokens) * sqrt(n_embd)
+//! for each layer (every sixth global, the others over a sliding window):
+//!     h = rms_norm(x) * attn_norm
+//!     q = rms_norm_per_head(Wq h) * q_norm;  k = rms_norm_per_head(Wk h) * k_norm;  v = Wv h
+//!     rope(q), rope(k)          (halves layout; base 10 000 on sliding layers, the model's on global)
+//!     a = Wo attention(q, k, v) (scale 1/sqrt(head_dim))
+//!     x = x + rms_norm(a) * post_attention_norm
+//!     h = rms_norm(x) * ffn_norm
+//!     f = Wdown (gelu(Wgate h) * Wup h)
+//!     x = x + rms_norm(f) * post_ffw_norm
+//! logits = token_embd (rms_norm(x) * output_norm)   (in the session's head; tied embeddings)
+//! ```
+//!
+//! The norm weights in GGUF already include Gemma's `1 +` offset (the converter adds it).
+
+use crate::engine::Builder;
+use crate::engine::{Engine, Op, Scratch};
+use crate::gpu::kernels::ffn_act::Activation;
+use crate::gpu::kernels::kv_cache::KvLayerCache;
+use crate::Result;
+
+pub(crate) fn build<'e>(e: &'e Engine, s: &Scratch, kv: &[KvLayerCache]) -> Result<Vec<Op<'e>>> {
+    let b = Builder::new(e, &s.step, s.max_tokens);
+    let cfg = b.config();
+    let scale = 1.0 / (cfg.head_dim as f32).sqrt();
+    let mut ops = vec![b.embedding(&s.ids, &s.x, (cfg.n_embd as f32).sqrt())?];
+    for (l, cache) in kv.iter().enumerate() {
+        let w = |name: &str| format!("blk.{l}.{name}.weight");
+        // Attention block.
+        ops.push(b.rms_norm(&s.x, &w("attn_norm"), &s.h)?);
+        ops.push(b.matmul(&w("attn_q"), &s.h, &s.q_raw)?);
+        ops.push(b.matmul(&w("attn_k"), &s.h, &s.k_raw)?);
+        ops.push(b.matmul(&w("attn_v"), &s.h, &s.v)?);
+        ops.push(b.rms_norm_rows(&s.q_raw, &w("attn_q_norm"), &s.q, cfg.head_dim, cfg.n_heads)?);
+        ops.push(b.rms_norm_rows(
+            &s.k_raw,
+            &w("attn_k_norm"),
+            &s.k,
+            cfg.head_dim,
+            cfg.n_kv_heads,
+        )?);
+        ops.push(b.rope(&s.q, cfg.n_heads, l)?);
+        ops.push(b.rope(&s.k, cfg.n_kv_heads, l)?);
+        ops.push(b.kv_write(&s.k, &s.v, cache)?);
+        ops.push(b.attention(&s.q, cache, &s.attn, l, scale)?);
+        ops.push(b.matmul(&w("attn_output"), &s.attn, &s.o)?);
+        ops.push(b.rms_norm(&s.o, &w("post_attention_norm"), &s.o2)?);
+        ops.push(b.add(&s.x, &s.o2, &s.x2)?);
+        // Feed-forward block.
+        ops.push(b.rms_norm(&s.x2, &w("ffn_norm"), &s.h)?);
+        ops.push(b.matmul(&w("ffn_gate"), &s.h, &s.gate)?);
+        ops.push(b.matmul(&w("ffn_up"), &s.h, &s.up)?);
+        ops.push(b.ffn_act(&s.gate, &s.up, &s.act, Activation::GeluTanh)?);
+        ops.push(b.matmul(&w("ffn_down"), &s.act, &s.o)?);
+        ops.push(b.rms_norm(&s.o, &w("post_ffw_norm"), &s.o2)?);
+        ops.push(b.add(&s.x2, &s.o2, &s.x)?);
+    }
+    Ok(ops)
+}

@@ -1,0 +1,320 @@
+//! A conversation: its KV cache, the tokens in it, generation and scoring.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::engine::sampling::{Sampler, SamplingParams};
+use crate::engine::{Engine, Graph, Logits};
+use crate::error::{Error, Result};
+use crate::tokenizer::{ChatMessage, StreamDecoder};
+
+/// What to generate from.
+#[derive(Debug, Clone, Copy)]
+pub enum Prompt<'a> {
+    /// Raw text, tokenized as `voyager tokenize` does (BOS when the session is empty and the
+    /// model adds one; special tokens written in the text are recognised).
+    Text(&'a str),
+    /// A whole conversation, rendered with the model's chat template and a generation prompt.
+    /// Tokens already in the session's cache are not evaluated again.
+    Chat(&'a [ChatMessage]),
+    /// Token ids, appended to the session as they are.
+    Tokens(&'a [u32]),
+}
+
+/// How to generate.
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    pub sampling: SamplingParams,
+    /// Most tokens to generate.
+    pub max_tokens: usize,
+    /// Stop at an end-of-generation token (on by default).
+    pub stop_at_eog: bool,
+    /// Set from another thread to stop after the current token.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        Self {
+            sampling: SamplingParams::default(),
+            max_tokens: 256,
+            stop_at_eog: true,
+            cancel: None,
+        }
+    }
+}
+
+/// Why generation stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The model produced an end-of-generation token.
+    EndOfGeneration,
+    /// `max_tokens` were generated.
+    TokenLimit,
+    /// The cancel flag was set.
+    Cancelled,
+    /// The context is full.
+    ContextFull,
+}
+
+/// The result of [`Session::generate`].
+#[derive(Debug, Clone)]
+pub struct Generation {
+    /// The prompt's token ids (the whole prompt, including any part already cached).
+    pub prompt_tokens: Vec<u32>,
+    /// Prompt tokens actually evaluated (the rest were reused from the cache).
+    pub prefilled: usize,
+    /// Generated ids (an end-of-generation token included when it ended the turn).
+    pub tokens: Vec<u32>,
+    /// Generated text, without the end-of-generation token.
+    pub text: String,
+    pub stop: StopReason,
+    pub prefill_time: Duration,
+    pub decode_time: Duration,
+}
+
+impl Generation {
+    /// Prompt tokens evaluated per second.
+    pub fn prefill_tokens_per_second(&self) -> f64 {
+        rate(self.prefilled, self.prefill_time)
+    }
+
+    /// Generated tokens per second (each one after the first needs a forward step).
+    pub fn decode_tokens_per_second(&self) -> f64 {
+        rate(self.tokens.len().saturating_sub(1), self.decode_time)
+    }
+}
+
+fn rate(n: usize, t: Duration) -> f64 {
+    if t.is_zero() {
+        0.0
+    } else {
+        n as f64 / t.as_secs_f64()
+    }
+}
+
+/// One scored position of [`Session::score`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TokenScore {
+    /// The most likely next token.
+    pub top1: u32,
+    /// Natural log-probability of the actual next token.
+    pub logprob: f32,
+}
+
+/// One conversation over an [`Engine`]: a KV cache and the tokens in it.
+pub struct Session<'e> {
+    engine: &'e Engine,
+    graph: Graph<'e>,
+    /// Tokens whose keys and values are in the cache, in position order.
+    history: Vec<u32>,
+}
+
+impl<'e> Session<'e> {
+    pub(crate) fn new(engine: &'e Engine) -> Result<Self> {
+        Ok(Self {
+            engine,
+            graph: Graph::new(engine)?,
+            history: Vec::new(),
+        })
+    }
+
+    /// The tokens in the cache.
+    pub fn history(&self) -> &[u32] {
+        &self.history
+    }
+
+    /// Forgets the conversation (the cache is overwritten from position 0).
+    pub fn reset(&mut self) {
+        self.history.clear();
+    }
+
+    /// Context size in tokens.
+    pub fn context_size(&self) -> usize {
+        self.engine.context_size()
+    }
+
+    /// Evaluates `tokens` after the history, in batches, and returns the logits that follow
+    /// the last one.
+    pub fn feed(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        if tokens.is_empty() {
+            return Err(Error::Tokenizer(
+                "nothing to evaluate: the prompt is empty".into(),
+            ));
+        }
+        self.check_room(tokens.len())?;
+        self.check_ids(tokens)?;
+        let batch = self.engine.batch_size();
+        let mut logits = Vec::new();
+        for chunk in tokens.chunks(batch) {
+            let pos = self.history.len() as u32;
+            logits = self.graph.step(chunk, pos, Logits::Last)?;
+            self.history.extend_from_slice(chunk);
+        }
+        Ok(logits)
+    }
+
+    /// Evaluates `tokens` from an empty cache and scores every position after the first: for
+    /// each `i` in `0..tokens.len() - 1`, how position `i` predicts `tokens[i + 1]`.
+    pub fn score(&mut self, tokens: &[u32]) -> Result<Vec<TokenScore>> {
+        self.reset();
+        self.check_room(tokens.len())?;
+        self.check_ids(tokens)?;
+        let vocab = self.engine.model.config.vocab_size;
+        let batch = self.engine.batch_size();
+        let mut scores = Vec::with_capacity(tokens.len().saturating_sub(1));
+        for (c, chunk) in tokens.chunks(batch).enumerate() {
+            let pos = (c * batch) as u32;
+            let logits = self.graph.step(chunk, pos, Logits::All)?;
+            self.history.extend_from_slice(chunk);
+            for (i, row) in logits.chunks_exact(vocab).enumerate() {
+                let Some(&next) = tokens.get(c * batch + i + 1) else {
+                    break;
+                };
+                scores.push(score_row(row, next));
+            }
+        }
+        Ok(scores)
+    }
+
+    /// Generates a reply to `prompt`, calling `on_text` with each piece of text as soon as it
+    /// is complete UTF-8.
+    pub fn generate(
+        &mut self,
+        prompt: Prompt<'_>,
+        options: &GenerateOptions,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Generation> {
+        options
+            .sampling
+            .validate()
+            .map_err(|e| Error::Unsupported(format!("sampling: {e}")))?;
+        let tok = &self.engine.model.tokenizer;
+        let prompt_tokens = match prompt {
+            Prompt::Text(text) => {
+                let mut ids = self.history.clone();
+                ids.extend(tok.encode(text, self.history.is_empty())?);
+                ids
+            }
+            Prompt::Chat(messages) => self.engine.model.template.encode(tok, messages, true)?,
+            Prompt::Tokens(ids) => {
+                let mut all = self.history.clone();
+                all.extend_from_slice(ids);
+                all
+            }
+        };
+        if prompt_tokens.is_empty() {
+            return Err(Error::Tokenizer("the prompt is empty".into()));
+        }
+        if prompt_tokens.len() >= self.context_size() {
+            return Err(Error::Unsupported(format!(
+                "the prompt has {} tokens; the context holds {}",
+                prompt_tokens.len(),
+                self.context_size()
+            )));
+        }
+        // Reuse the cached prefix; always evaluate at least the prompt's last token, whose
+        // logits start the reply.
+        let common = self
+            .history
+            .iter()
+            .zip(&prompt_tokens)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(prompt_tokens.len() - 1);
+        self.history.truncate(common);
+        let new = &prompt_tokens[common..];
+        let prefilled = new.len();
+
+        let start = Instant::now();
+        let mut logits = self.feed(new)?;
+        let prefill_time = start.elapsed();
+
+        let start = Instant::now();
+        let mut sampler = Sampler::new(options.sampling.clone());
+        let mut decoder = StreamDecoder::new(tok);
+        let mut tokens = Vec::new();
+        let mut text = String::new();
+        let stop = loop {
+            if options
+                .cancel
+                .as_ref()
+                .is_some_and(|c| c.load(Ordering::Relaxed))
+            {
+                break StopReason::Cancelled;
+            }
+            if tokens.len() >= options.max_tokens {
+                break StopReason::TokenLimit;
+            }
+            let next = sampler.sample(&logits, &self.history);
+            tokens.push(next);
+            if options.stop_at_eog && tok.is_eog(next) {
+                break StopReason::EndOfGeneration;
+            }
+            let piece = decoder.push(next)?;
+            if !piece.is_empty() {
+                text.push_str(&piece);
+                on_text(&piece);
+            }
+            if self.history.len() + 1 > self.context_size() {
+                break StopReason::ContextFull;
+            }
+            logits = self.feed(&[next])?;
+        };
+        let rest = decoder.finish();
+        if !rest.is_empty() {
+            text.push_str(&rest);
+            on_text(&rest);
+        }
+        Ok(Generation {
+            prompt_tokens,
+            prefilled,
+            tokens,
+            text,
+            stop,
+            prefill_time,
+            decode_time: start.elapsed(),
+        })
+    }
+
+    fn check_room(&self, n: usize) -> Result<()> {
+        if self.history.len() + n > self.context_size() {
+            return Err(Error::Unsupported(format!(
+                "{} tokens do not fit: {} of the {}-token context are in use",
+                n,
+                self.history.len(),
+                self.context_size()
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_ids(&self, tokens: &[u32]) -> Result<()> {
+        let vocab = self.engine.model.config.vocab_size as u32;
+        match tokens.iter().find(|&&t| t >= vocab) {
+            Some(t) => Err(Error::Tokenizer(format!(
+                "token id {t} is outside the vocabulary of {vocab}"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The top-1 id and the log-softmax of `target` in one row of logits, in f64.
+fn score_row(row: &[f32], target: u32) -> TokenScore {
+    let mut top1 = 0;
+    let mut max = f32::NEG_INFINITY;
+    for (i, &v) in row.iter().enumerate() {
+        if v > max {
+            max = v;
+            top1 = i as u32;
+        }
+    }
+    let sum: f64 = row.iter().map(|&v| f64::from(v - max).exp()).sum();
+    let logprob = f64::from(row[target as usize] - max) - sum.ln();
+    TokenScore {
+        top1,
+        logprob: logprob as f32,
+    }
+}

@@ -1,0 +1,527 @@
+//! `y[t][r] = sum_i W[r][i] * x[t][i]`: a weight in its GGUF block encoding times f32
+//! activations, for every projection of the transformer and the logits.
+//! Shader: the `shaders/matmul.wgsl` template with a `shaders/quant/` snippet per weight type.
+//!
+//! One kernel family, two tilings of the same source: decode (`n_tokens == 1`, `matvec_<type>`:
+//! a workgroup of 64 threads cooperates on [`ROWS`] rows) and prefill (`matmul_<type>`: the same
+//! rows times a tile of [`PREFILL_TILE`] tokens, so each dequantized weight group is reused for
+//! every token of the tile and weights are read once per tile, not once per token).
+//! Accumulation is f32. A chunked weight is one dispatch per chunk, each writing its rows of y.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::gguf::GgmlType;
+use crate::gpu::alloc::GpuBuffer;
+use crate::gpu::context::GpuContext;
+use crate::gpu::kernels::dispatch_grid;
+use crate::gpu::shaders;
+use crate::gpu::weights::GpuWeight;
+use crate::{Error, Result};
+
+/// Rows per workgroup (both tilings); baked into the shader as `ROWS`.
+pub const ROWS: u32 = 4;
+/// Tokens per workgroup for prefill (`n_tokens > 1`).
+pub const PREFILL_TILE: u32 = 8;
+/// Tokens per thread for prefill with [`Strategy::RowPerThread`].
+pub const ROWWISE_PREFILL_TILE: u32 = 8;
+/// Tokens per workgroup for decode (`n_tokens == 1`).
+pub const DECODE_TILE: u32 = 1;
+/// Threads per workgroup; must match `@workgroup_size` in `shaders/matmul.wgsl`.
+pub const WORKGROUP_SIZE: u32 = 64;
+
+/// How the threads of a workgroup share the work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// 64 threads cooperate on [`ROWS`] rows and add their partial sums with a tree in
+    /// workgroup memory: coalesced reads, the right choice on GPUs.
+    Cooperative,
+    /// Each thread owns one whole row: no workgroup memory, no barriers; the right choice on
+    /// CPU adapters (software Vulkan), where barriers are what costs.
+    RowPerThread,
+}
+
+impl Strategy {
+    /// The strategy for this device: `VOYAGER_MATMUL=cooperative|rowwise` when set, else
+    /// row-per-thread on CPU adapters and cooperative elsewhere.
+    pub fn for_device(ctx: &GpuContext) -> Self {
+        match std::env::var("VOYAGER_MATMUL").as_deref() {
+            Ok("cooperative") => Strategy::Cooperative,
+            Ok("rowwise") => Strategy::RowPerThread,
+            _ if ctx.adapter_info().device_type == wgpu::DeviceType::Cpu => Strategy::RowPerThread,
+            _ => Strategy::Cooperative,
+        }
+    }
+
+    /// Tokens one prefill workgroup covers.
+    pub fn prefill_tile(self) -> u32 {
+        match self {
+            Strategy::Cooperative => PREFILL_TILE,
+            Strategy::RowPerThread => ROWWISE_PREFILL_TILE,
+        }
+    }
+
+    /// Rows one workgroup covers.
+    pub fn rows_per_workgroup(self) -> u32 {
+        match self {
+            Strategy::Cooperative => ROWS,
+            Strategy::RowPerThread => WORKGROUP_SIZE * ROWS,
+        }
+    }
+
+    fn entry_point(self) -> &'static str {
+        match self {
+            Strategy::Cooperative => "main",
+            Strategy::RowPerThread => "rowwise",
+        }
+    }
+}
+
+/// The shader's `Params` uniform, one per chunk, written at bind time.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    k: u32,
+    n: u32,
+    first_row: u32,
+    chunk_rows: u32,
+    row_bytes: u32,
+    grid_x: u32,
+    max_tokens: u32,
+    _pad: u32,
+}
+
+/// The CPU reference: dequantizes the `n` rows of `k` values of `w_bytes` with
+/// [`crate::quant::dequantize`] and returns `y[t * n + r] = sum_i W[r][i] * x[t * k + i]`
+/// (summed in f64, rounded once) for `t < n_tokens`.
+pub fn matmul_ref(
+    ty: GgmlType,
+    w_bytes: &[u8],
+    k: usize,
+    n: usize,
+    x: &[f32],
+    n_tokens: usize,
+) -> Result<Vec<f32>> {
+    let w = crate::quant::dequantize(ty, w_bytes, k * n)?;
+    if x.len() < k * n_tokens {
+        return Err(Error::Gpu(format!(
+            "matmul_ref: x holds {} values, {n_tokens} tokens of {k} need {}",
+            x.len(),
+            k * n_tokens
+        )));
+    }
+    let mut y = vec![0.0; n * n_tokens];
+    for t in 0..n_tokens {
+        let xt = &x[t * k..][..k];
+        for (r, wr) in w.chunks_exact(k).enumerate() {
+            let s: f64 = wr.iter().zip(xt).map(|(&a, &b)| a as f64 * b as f64).sum();
+            y[t * n + r] = s as f32;
+        }
+    }
+    Ok(y)
+}
+
+pub(crate) fn layout_entry(
+    binding: u32,
+    ty: wgpu::BufferBindingType,
+) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+/// The five-binding layout shared by matmul and embedding: step and params uniforms, the weight
+/// chunk, the input and the output.
+pub(crate) fn weight_kernel_layout(device: &wgpu::Device, label: &str) -> wgpu::BindGroupLayout {
+    use wgpu::BufferBindingType::{Storage, Uniform};
+    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(label),
+        entries: &[
+            layout_entry(0, Uniform),
+            layout_entry(1, Uniform),
+            layout_entry(2, Storage { read_only: true }),
+            layout_entry(3, Storage { read_only: true }),
+            layout_entry(4, Storage { read_only: false }),
+        ],
+    })
+}
+
+/// Compiles `source` into a compute pipeline with entry point `main`; shader errors are
+/// returned, not raised through wgpu's uncaptured-error handler.
+pub(crate) fn build_pipeline(
+    device: &wgpu::Device,
+    layout: &wgpu::BindGroupLayout,
+    label: &str,
+    source: String,
+) -> Result<wgpu::ComputePipeline> {
+    build_pipeline_at(device, layout, label, source, "main")
+}
+
+/// As [`build_pipeline`], with the entry point named `entry`.
+pub(crate) fn build_pipeline_at(
+    device: &wgpu::Device,
+    layout: &wgpu::BindGroupLayout,
+    label: &str,
+    source: String,
+    entry: &str,
+) -> Result<wgpu::ComputePipeline> {
+    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(label),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
+    });
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(label),
+        bind_group_layouts: &[Some(layout)],
+        immediate_size: 0,
+    });
+    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(label),
+        layout: Some(&pipeline_layout),
+        module: &module,
+        entry_point: Some(entry),
+        compilation_options: Default::default(),
+        cache: None,
+    });
+    if let Some(e) = pollster::block_on(scope.pop()) {
+        return Err(Error::Gpu(format!("cannot build pipeline `{label}`: {e}")));
+    }
+    Ok(pipeline)
+}
+
+/// A uniform buffer holding `value`, counted by the allocator.
+pub(crate) fn uniform<T: bytemuck::Pod>(
+    ctx: &GpuContext,
+    label: &str,
+    value: &T,
+) -> Result<GpuBuffer> {
+    ctx.create_buffer_init(
+        label,
+        bytemuck::bytes_of(value),
+        wgpu::BufferUsages::UNIFORM,
+    )
+}
+
+/// `buffer` bound from 0 for `bytes` bytes, after checking it is large enough and bindable.
+pub(crate) fn bind_range<'a>(
+    ctx: &GpuContext,
+    what: &str,
+    buffer: &'a GpuBuffer,
+    bytes: u64,
+) -> Result<wgpu::BindingResource<'a>> {
+    if buffer.size() < bytes {
+        return Err(Error::Gpu(format!(
+            "{what}: buffer `{}` holds {} bytes, {bytes} are needed",
+            buffer.label(),
+            buffer.size()
+        )));
+    }
+    if bytes > ctx.limits().max_storage_buffer_binding_size {
+        return Err(Error::Gpu(format!(
+            "{what}: {bytes} bytes exceed this device's storage binding limit of {} bytes",
+            ctx.limits().max_storage_buffer_binding_size
+        )));
+    }
+    Ok(wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+        buffer,
+        offset: 0,
+        size: wgpu::BufferSize::new(bytes.max(4)),
+    }))
+}
+
+fn checked_bytes(what: &str, values: &[u32]) -> Result<u64> {
+    values
+        .iter()
+        .try_fold(4u64, |acc, &v| acc.checked_mul(u64::from(v)))
+        .ok_or_else(|| Error::Gpu(format!("{what}: size overflows")))
+}
+
+#[derive(Clone)]
+struct Pipelines {
+    decode: wgpu::ComputePipeline,
+    prefill: wgpu::ComputePipeline,
+}
+
+/// The matmul pipelines, built once per device and weight type (lazily, at the first
+/// [`MatmulKernel::bind`] of a type, or with [`MatmulKernel::prepare`]).
+pub struct MatmulKernel {
+    device: wgpu::Device,
+    strategy: Strategy,
+    max_groups_per_dim: u32,
+    layout: wgpu::BindGroupLayout,
+    pipelines: Mutex<HashMap<GgmlType, Pipelines>>,
+}
+
+struct ChunkBinding {
+    bind_group: wgpu::BindGroup,
+    grid: (u32, u32),
+    _params: GpuBuffer,
+}
+
+/// The bind groups of one weight with fixed x, y and step buffers, built once by
+/// [`MatmulKernel::bind`] and recorded any number of times by [`MatmulKernel::encode`].
+pub struct MatmulBinding {
+    pipelines: Pipelines,
+    chunks: Vec<ChunkBinding>,
+    max_tokens: u32,
+}
+
+impl MatmulBinding {
+    /// The most tokens one step may hold (what x and y were sized for).
+    pub fn max_tokens(&self) -> u32 {
+        self.max_tokens
+    }
+}
+
+impl MatmulKernel {
+    /// The kernel with this device's [`Strategy`].
+    pub fn new(ctx: &GpuContext) -> Result<Self> {
+        Self::with_strategy(ctx, Strategy::for_device(ctx))
+    }
+
+    /// The kernel with a chosen [`Strategy`] (tests run both on any device).
+    pub fn with_strategy(ctx: &GpuContext, strategy: Strategy) -> Result<Self> {
+        let device = ctx.device().clone();
+        let layout = weight_kernel_layout(&device, "matmul");
+        Ok(Self {
+            device,
+            strategy,
+            max_groups_per_dim: ctx.limits().max_compute_workgroups_per_dimension,
+            layout,
+            pipelines: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn pipelines(&self, ty: GgmlType) -> Result<Pipelines> {
+        let mut cache = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = cache.get(&ty) {
+            return Ok(p.clone());
+        }
+        let name = shaders::quant_name(ty)
+            .ok_or_else(|| Error::Unsupported(format!("no GPU matmul for weights of type {ty}")))?;
+        let entry = self.strategy.entry_point();
+        let p = Pipelines {
+            decode: build_pipeline_at(
+                &self.device,
+                &self.layout,
+                &format!("matvec_{name}"),
+                shaders::matmul_source(ty, DECODE_TILE, ROWS)?,
+                entry,
+            )?,
+            prefill: build_pipeline_at(
+                &self.device,
+                &self.layout,
+                &format!("matmul_{name}"),
+                shaders::matmul_source(ty, self.strategy.prefill_tile(), ROWS)?,
+                entry,
+            )?,
+        };
+        cache.insert(ty, p.clone());
+        Ok(p)
+    }
+
+    /// Builds the pipelines for weights of type `ty` now rather than at their first bind.
+    pub fn prepare(&self, ty: GgmlType) -> Result<()> {
+        self.pipelines(ty).map(drop)
+    }
+
+    /// Builds the bind groups (one per weight chunk, with its static-parameter uniform) for
+    /// `y = W x` with `x`: f32 `[max_tokens, weight.cols()]` and `y`: f32
+    /// `[max_tokens, weight.rows()]`, both `STORAGE` (y must not alias x), and `step` the
+    /// caller's `Step` uniform (`{ n_tokens, pos, n_kv, _pad }`, 16 bytes), read at every
+    /// submit. Done once per buffer set; [`MatmulKernel::encode`] then only records.
+    pub fn bind(
+        &self,
+        ctx: &GpuContext,
+        weight: &GpuWeight,
+        x: &GpuBuffer,
+        y: &GpuBuffer,
+        step: &GpuBuffer,
+        max_tokens: u32,
+    ) -> Result<MatmulBinding> {
+        let what = format!("matmul `{}`", weight.name());
+        if max_tokens == 0
+            || max_tokens.div_ceil(self.strategy.prefill_tile()) > self.max_groups_per_dim
+        {
+            return Err(Error::Gpu(format!(
+                "{what}: max_tokens = {max_tokens} is out of range"
+            )));
+        }
+        if step.size() < 16 {
+            return Err(Error::Gpu(format!(
+                "{what}: the step uniform needs 16 bytes"
+            )));
+        }
+        let pipelines = self.pipelines(weight.ty())?;
+        let (k, n) = (weight.cols(), weight.rows());
+        // x is read as vec4s: its binding covers whole 16-byte elements.
+        let x_bytes = checked_bytes(&what, &[max_tokens, k])?.next_multiple_of(16);
+        let y_bytes = checked_bytes(&what, &[max_tokens, n])?;
+        let row_bytes = u32::try_from(weight.row_bytes())
+            .map_err(|_| Error::Gpu(format!("{what}: rows too large")))?;
+        let mut chunks = Vec::with_capacity(weight.chunks().len());
+        for chunk in weight.chunks() {
+            let grid = dispatch_grid(
+                chunk.n_rows.div_ceil(self.strategy.rows_per_workgroup()),
+                self.max_groups_per_dim,
+            )?;
+            let params = Params {
+                k,
+                n,
+                first_row: chunk.first_row,
+                chunk_rows: chunk.n_rows,
+                row_bytes,
+                grid_x: grid.0,
+                max_tokens,
+                _pad: 0,
+            };
+            let params = uniform(ctx, "matmul params", &params)?;
+            let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("matmul"),
+                layout: &self.layout,
+                entries: &[
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: step.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: params.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: chunk.buffer.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 3,
+                        resource: bind_range(ctx, &format!("{what} x"), x, x_bytes)?,
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 4,
+                        resource: bind_range(ctx, &format!("{what} y"), y, y_bytes)?,
+                    },
+                ],
+            });
+            chunks.push(ChunkBinding {
+                bind_group,
+                grid,
+                _params: params,
+            });
+        }
+        Ok(MatmulBinding {
+            pipelines,
+            chunks,
+            max_tokens,
+        })
+    }
+
+    /// Records `y = W x` for `n_tokens` tokens (at most the binding's `max_tokens`; more are
+    /// clamped) into `pass`: one dispatch per weight chunk, nothing allocated. `n_tokens` must
+    /// equal the `n_tokens` the step uniform will hold at submit (the dispatch is sized from
+    /// it, the shader bound-checks against the uniform).
+    pub fn encode(&self, pass: &mut wgpu::ComputePass, binding: &MatmulBinding, n_tokens: u32) {
+        let n_tokens = n_tokens.min(binding.max_tokens);
+        if n_tokens == 0 {
+            return;
+        }
+        let (pipeline, tiles) = if n_tokens == 1 {
+            (&binding.pipelines.decode, 1)
+        } else {
+            (
+                &binding.pipelines.prefill,
+                n_tokens.div_ceil(self.strategy.prefill_tile()),
+            )
+        };
+        pass.set_pipeline(pipeline);
+        for chunk in &binding.chunks {
+            pass.set_bind_group(0, &chunk.bind_group, &[]);
+            pass.dispatch_workgroups(chunk.grid.0, chunk.grid.1, tiles);
+        }
+    }
+
+    /// Uploads `x` (`n_tokens` rows of `weight.cols()` values), computes `W x` in one submit
+    /// and reads y (`n_tokens` rows of `weight.rows()` values) back. For tests and tools.
+    pub fn run(ctx: &GpuContext, weight: &GpuWeight, x: &[f32], n_tokens: u32) -> Result<Vec<f32>> {
+        let kernel = MatmulKernel::new(ctx)?;
+        kernel.run_with(ctx, weight, x, n_tokens)
+    }
+
+    /// As [`MatmulKernel::run`] with this kernel's pipelines (no recompilation).
+    pub fn run_with(
+        &self,
+        ctx: &GpuContext,
+        weight: &GpuWeight,
+        x: &[f32],
+        n_tokens: u32,
+    ) -> Result<Vec<f32>> {
+        let (k, n) = (weight.cols() as usize, weight.rows() as usize);
+        if n_tokens == 0 {
+            return Ok(Vec::new());
+        }
+        if x.len() != k * n_tokens as usize {
+            return Err(Error::Gpu(format!(
+                "matmul: x holds {} values, {n_tokens} tokens of {k} need {}",
+                x.len(),
+                k * n_tokens as usize
+            )));
+        }
+        // Whole vec4s, as the shader reads x.
+        let mut padded = x.to_vec();
+        padded.resize(x.len().next_multiple_of(4), 0.0);
+        let gx = ctx.create_buffer_init(
+            "matmul x",
+            bytemuck::cast_slice(&padded),
+            wgpu::BufferUsages::STORAGE,
+        )?;
+        let y_len = n * n_tokens as usize;
+        let gy = ctx.create_buffer(
+            "matmul y",
+            (y_len * 4) as u64,
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        )?;
+        let step = uniform(ctx, "step", &[n_tokens, 0, n_tokens, 0])?;
+        let binding = self.bind(ctx, weight, &gx, &gy, &step, n_tokens)?;
+        let mut encoder = ctx
+            .device()
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("matmul"),
+            });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("matmul"),
+                timestamp_writes: None,
+            });
+            self.encode(&mut pass, &binding, n_tokens);
+        }
+        ctx.queue().submit([encoder.finish()]);
+        ctx.read_f32(&gy, y_len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_match_the_shader_uniform() {
+        assert_eq!(size_of::<Params>(), 32);
+    }
+
+    #[test]
+    fn reference_multiplies() {
+        // W = [[1, 2], [3, 4], [5, 6]] (3 rows of k = 2), x = [[1, 1], [0, 2]].
+        let w: Vec<u8> = [1f32, 2., 3., 4., 5., 6.]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let y = matmul_ref(GgmlType::F32, &w, 2, 3, &[1., 1., 0., 2.], 2).unwrap();
+        assert_eq!(y, [3., 7., 11., 4., 8., 12.]);
+    }
+}

@@ -1,0 +1,220 @@
+//! Weights on the GPU: one GGUF tensor uploaded in its original block bytes.
+//!
+//! A weight of GGUF dims `[k, n, ...]` is `rows = n * ...` rows of `cols = k` values, each row a
+//! whole number of blocks stored contiguously. The bytes are not converted: GPU memory equals
+//! the file size, and the kernels decode blocks in WGSL (`shaders/quant/`).
+//!
+//! A tensor may exceed what one storage binding can address (Gemma 3's 262144 x 640 Q8_0 token
+//! embedding is 178 MB, lavapipe binds at most 128 MiB), so it is split into row-range chunks,
+//! each its own buffer of at most `min(max_storage_buffer_binding_size, max_buffer_size)` bytes
+//! (rounded down to a multiple of 4), holding whole rows, padded with zeros to a multiple of 4
+//! bytes because WGSL reads it as `array<u32>`. Kernels dispatch once per chunk.
+
+use crate::gguf::{GgmlType, TensorInfo};
+use crate::gpu::alloc::GpuBuffer;
+use crate::gpu::context::GpuContext;
+use crate::gpu::shaders;
+use crate::{Error, Result};
+
+/// One buffer of a [`GpuWeight`]: rows `first_row .. first_row + n_rows`.
+#[derive(Debug)]
+pub struct WeightChunk {
+    /// The rows' block bytes, zero-padded to a multiple of 4 bytes (`STORAGE | COPY_DST`).
+    pub buffer: GpuBuffer,
+    /// The chunk's first row in the whole tensor.
+    pub first_row: u32,
+    /// Rows in this chunk.
+    pub n_rows: u32,
+    /// Bytes of weight data in the chunk (without the padding).
+    pub n_bytes: u64,
+}
+
+/// A GGUF tensor on the GPU in its original block encoding, split into row chunks.
+#[derive(Debug)]
+pub struct GpuWeight {
+    name: String,
+    ty: GgmlType,
+    rows: u32,
+    cols: u32,
+    row_bytes: u64,
+    chunks: Vec<WeightChunk>,
+}
+
+/// The largest chunk this device can bind: the smaller of the storage binding and buffer size
+/// limits, rounded down to a multiple of 4 and kept below 4 GiB (WGSL byte addresses are u32).
+pub fn max_chunk_bytes(limits: &wgpu::Limits) -> u64 {
+    limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size)
+        .min(u64::from(u32::MAX))
+        & !3
+}
+
+impl GpuWeight {
+    /// Uploads `bytes`, the data of tensor `info` (e.g. [`crate::gguf::GgufFile::tensor_data`]),
+    /// in chunks of at most [`max_chunk_bytes`].
+    pub fn upload(ctx: &GpuContext, info: &TensorInfo, bytes: &[u8]) -> Result<Self> {
+        Self::upload_with_limit(ctx, info, bytes, max_chunk_bytes(ctx.limits()))
+    }
+
+    /// As [`GpuWeight::upload`], with chunks of at most `max_chunk_bytes` (itself capped by the
+    /// device's limit): tests force multi-chunk splitting of small tensors with it.
+    ///
+    /// Staging is bounded: each chunk is written with `queue.write_buffer` straight from `bytes`
+    /// (only a final partial word is copied, to pad it), then submitted and waited for before
+    /// the next, so at most one chunk is in staging at a time.
+    /// Errors for a type no kernel reads, a byte size that does not match the shape, or a row
+    /// larger than a chunk may be.
+    pub fn upload_with_limit(
+        ctx: &GpuContext,
+        info: &TensorInfo,
+        bytes: &[u8],
+        max_chunk_bytes: u64,
+    ) -> Result<Self> {
+        let name = &info.name;
+        let ty = info.ggml_type;
+        if shaders::quant_name(ty).is_none() {
+            return Err(Error::Unsupported(format!(
+                "tensor `{name}`: no GPU kernel reads weights of type {ty}"
+            )));
+        }
+        let (&cols, outer) = info
+            .dims
+            .split_first()
+            .ok_or_else(|| Error::Malformed(format!("tensor `{name}` has no dimensions")))?;
+        let rows = outer
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| Error::Malformed(format!("tensor `{name}`: shape overflows")))?;
+        let row_bytes = ty.row_bytes(cols).ok_or_else(|| {
+            Error::Malformed(format!(
+                "tensor `{name}`: rows of {cols} values are not whole {ty} blocks of {}",
+                ty.block_len()
+            ))
+        })?;
+        let total = row_bytes
+            .checked_mul(rows)
+            .ok_or_else(|| Error::Malformed(format!("tensor `{name}`: size overflows")))?;
+        if total != info.n_bytes || bytes.len() as u64 != total {
+            return Err(Error::Malformed(format!(
+                "tensor `{name}`: {rows} rows of {cols} {ty} values take {total} bytes, \
+                 the tensor info says {} and {} bytes were given",
+                info.n_bytes,
+                bytes.len()
+            )));
+        }
+        let (rows32, cols32) = match (u32::try_from(rows), u32::try_from(cols)) {
+            (Ok(r), Ok(c)) => (r, c),
+            _ => {
+                return Err(Error::Unsupported(format!(
+                    "tensor `{name}`: {rows} rows of {cols} values exceed the GPU's u32 indices"
+                )))
+            }
+        };
+        if rows == 0 || cols == 0 {
+            return Err(Error::Malformed(format!(
+                "tensor `{name}` is empty ({rows} rows of {cols} values)"
+            )));
+        }
+        let limit = (max_chunk_bytes & !3).min(self::max_chunk_bytes(ctx.limits()));
+        if row_bytes > limit {
+            return Err(Error::Gpu(format!(
+                "tensor `{name}`: one row takes {row_bytes} bytes, more than the {limit} bytes \
+                 one storage binding may hold on {}",
+                ctx.adapter_name()
+            )));
+        }
+        let rows_per_chunk = limit / row_bytes; // >= 1: row_bytes is in 1..=limit
+
+        let mut chunks = Vec::new();
+        let mut first = 0u64;
+        let multi = rows > rows_per_chunk;
+        while first < rows {
+            let n_rows = rows_per_chunk.min(rows - first);
+            let start = (first * row_bytes) as usize;
+            let n_bytes = n_rows * row_bytes;
+            let data = &bytes[start..start + n_bytes as usize];
+            let padded = n_bytes.next_multiple_of(4);
+            let label = if multi {
+                format!("{name} rows {first}..{}", first + n_rows)
+            } else {
+                name.clone()
+            };
+            let buffer = ctx.create_buffer(
+                &label,
+                padded,
+                wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            )?;
+            let whole = data.len() & !3;
+            if whole > 0 {
+                ctx.queue().write_buffer(&buffer, 0, &data[..whole]);
+            }
+            if whole < data.len() {
+                let mut tail = [0u8; 4];
+                tail[..data.len() - whole].copy_from_slice(&data[whole..]);
+                ctx.queue().write_buffer(&buffer, whole as u64, &tail);
+            }
+            // Bound staging to one chunk: flush this chunk's copy and wait for it, so neither
+            // the chunks of one tensor nor the tensors of a model pile up in staging memory.
+            ctx.queue().submit([]);
+            ctx.device()
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| Error::Gpu(format!("uploading `{name}`: {e}")))?;
+            chunks.push(WeightChunk {
+                buffer,
+                first_row: first as u32,
+                n_rows: n_rows as u32,
+                n_bytes,
+            });
+            first += n_rows;
+        }
+        Ok(Self {
+            name: name.clone(),
+            ty,
+            rows: rows32,
+            cols: cols32,
+            row_bytes,
+            chunks,
+        })
+    }
+
+    /// The tensor's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The storage type.
+    pub fn ty(&self) -> GgmlType {
+        self.ty
+    }
+
+    /// Rows (`n`: the output dimension of a matmul, the vocabulary of an embedding).
+    pub fn rows(&self) -> u32 {
+        self.rows
+    }
+
+    /// Values per row (`k`: the input dimension).
+    pub fn cols(&self) -> u32 {
+        self.cols
+    }
+
+    /// Bytes per row.
+    pub fn row_bytes(&self) -> u64 {
+        self.row_bytes
+    }
+
+    /// The chunks, in row order.
+    pub fn chunks(&self) -> &[WeightChunk] {
+        &self.chunks
+    }
+
+    /// Bytes of weight data (the tensor's size in the file; padding excluded).
+    pub fn n_bytes(&self) -> u64 {
+        self.chunks.iter().map(|c| c.n_bytes).sum()
+    }
+
+    /// Bytes of GPU memory the chunks take (padding included).
+    pub fn gpu_bytes(&self) -> u64 {
+        self.chunks.iter().map(|c| c.buffer.size()).sum()
+    }
+}
