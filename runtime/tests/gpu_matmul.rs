@@ -383,12 +383,11 @@ fn one_binding_serves_steps_of_any_size() {
 }
 
 fn steps_of_any_size(ctx: &GpuContext, kernel: &MatmulKernel, strategy: Strategy) {
-    let ctx = ctx;
     let mut rng = XorShift(99);
     let (ty, k, n, max_tokens) = (GgmlType::Q4_K, 512, 45, 16usize);
     let bytes = random_weight(ty, k, n, &mut rng);
     let ti = info("w", ty, k, n, bytes.len());
-    let weight = GpuWeight::upload_with_limit(&ctx, &ti, &bytes, 20 * 288).unwrap();
+    let weight = GpuWeight::upload_with_limit(ctx, &ti, &bytes, 20 * 288).unwrap();
     assert_eq!(weight.chunks().len(), 3);
     let x = rng.vec(k * max_tokens);
     let storage = wgpu::BufferUsages::STORAGE;
@@ -411,7 +410,7 @@ fn steps_of_any_size(ctx: &GpuContext, kernel: &MatmulKernel, strategy: Strategy
         )
         .unwrap();
     let binding = kernel
-        .bind(&ctx, &weight, &gx, &gy, &step, max_tokens as u32)
+        .bind(ctx, &weight, &gx, &gy, &step, max_tokens as u32)
         .unwrap();
     let w = dequantize(ty, &bytes, k * n).unwrap();
     for n_tokens in [1usize, 9, 16, 2] {

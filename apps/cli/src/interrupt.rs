@@ -24,7 +24,7 @@ pub fn flag() -> Arc<AtomicBool> {
     .clone()
 }
 
-/// Clears the flag after a generation has stopped.
+/// Clears the flag before a new generation starts.
 pub fn clear() {
     if let Some(f) = FLAG.get() {
         f.store(false, Ordering::SeqCst);

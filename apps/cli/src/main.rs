@@ -35,6 +35,10 @@ enum Command {
     Tokenize(commands::tokenize::Args),
     /// Generate text from a prompt, streaming it to stdout.
     Run(commands::run::Args),
+    /// Chat with the model in its own template.
+    Chat(commands::chat::Args),
+    /// Score a text: perplexity over windows of the context size.
+    Perplexity(commands::perplexity::Args),
     /// Measure prefill and decode speed.
     Bench(commands::bench::Args),
 }
@@ -56,6 +60,8 @@ fn main() -> ExitCode {
         Command::Info(args) => commands::info::run(args),
         Command::Tokenize(args) => commands::tokenize::run(args),
         Command::Run(args) => commands::run::run(args),
+        Command::Chat(args) => commands::chat::run(args),
+        Command::Perplexity(args) => commands::perplexity::run(args),
         Command::Bench(args) => commands::bench::run(args),
     };
     match result {

@@ -20,13 +20,16 @@ pub(crate) struct StepInfo {
     pub n_kv: u32,
 }
 
+/// Records a bound kernel's dispatches for one step.
+type Record<'e> = Box<dyn Fn(&mut wgpu::ComputePass<'_>, StepInfo) -> Result<()> + 'e>;
+
 /// One bound kernel invocation: records its dispatches into a compute pass.
 pub(crate) struct Op<'e> {
     /// The kernel's name, for profiles.
     pub label: &'static str,
     /// What it works on (a weight's name), for profiles.
     pub detail: String,
-    record: Box<dyn Fn(&mut wgpu::ComputePass<'_>, StepInfo) -> Result<()> + 'e>,
+    record: Record<'e>,
 }
 
 impl<'e> Op<'e> {
@@ -337,7 +340,7 @@ fn profile(ctx: &crate::gpu::GpuContext, ops: &[Op<'_>], info: StepInfo) -> Resu
         all.as_secs_f64() * 1e3,
         parts.join(", ")
     );
-    each.sort_by(|a, b| b.0.cmp(&a.0));
+    each.sort_by_key(|e| std::cmp::Reverse(e.0));
     for (t, label, detail) in each.iter().take(8) {
         log::warn!("  {:.2}ms {label} {detail}", t.as_secs_f64() * 1e3);
     }

@@ -69,6 +69,7 @@ impl AddKernel {
 
     /// Binds `out = a + b` over rows of `width` values, up to `max_tokens` rows; the row count
     /// of each step comes from `step`. `out` must not alias `a` or `b`.
+    #[allow(clippy::too_many_arguments)]
     pub fn bind(
         &self,
         ctx: &GpuContext,
