@@ -21,6 +21,9 @@
 // Two barriers a tile; nothing is bounded by the context length except loop counts.
 //
 // attn_prefill: one workgroup per (head, token): wg = (h, t).
+// attn_prefill_rowwise: the same result with one thread per (token, head) walking its keys
+// serially (online softmax in registers): no workgroup memory, no barriers. For CPU
+// adapters, where the tile loop above costs O(64^2) per-thread loads and two barriers a tile.
 // attn_decode_split + attn_decode_combine (one token, flash-decoding): the key range is cut
 // into splits of SPLIT keys, one workgroup per (head, split) writes its partial (m, l, acc)
 // to `partials` [n_heads, max_splits, 2 + head_dim_v]; then one workgroup per head merges
@@ -267,5 +270,66 @@ fn attn_decode_combine(
             o += exp(partials[sb] - m) * partials[sb + 2u + d];
         }
         out[ob + d] = o * inv_l;
+    }
+}
+
+// One thread per (token, head) of the batch: thread i of the dispatch takes t = i / n_heads,
+// h = i % n_heads, and keeps its running max, sum and value accumulator in registers.
+@compute @workgroup_size(64, 1, 1)
+fn attn_prefill_rowwise(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_index) tid: u32,
+) {
+    let i = wg.x * WG + tid;
+    let h = i % params.n_heads;
+    let t = i / params.n_heads;
+    if (t >= step.n_tokens) {
+        return;
+    }
+    let p = step.pos + t;
+    let j1 = min(p + 1u, params.capacity);
+    let j0 = window_lo(p);
+    if (j0 >= j1) {
+        return;
+    }
+    let kvh = h / (params.n_heads / params.n_kv_heads);
+    let k_row = params.head_dim / 2u;
+    let v_row = params.head_dim_v / 2u;
+    let k_stride = params.n_kv_heads * k_row;
+    let v_stride = params.n_kv_heads * v_row;
+    let qb = (t * params.n_heads + h) * params.head_dim;
+    var acc: array<vec2<f32>, MAX_HEAD_DIM / 2u>;
+    for (var w = 0u; w < v_row; w++) {
+        acc[w] = vec2<f32>(0.0);
+    }
+    var m = NEG_BIG;
+    var l = 0.0;
+    for (var j = j0; j < j1; j++) {
+        let kb = j * k_stride + kvh * k_row;
+        var dot = 0.0;
+        for (var w = 0u; w < k_row; w++) {
+            let kk = unpack2x16float(k_cache[kb + w]);
+            dot += q[qb + 2u * w] * kk.x + q[qb + 2u * w + 1u] * kk.y;
+        }
+        var s = dot * params.scale;
+        if (params.softcap > 0.0) {
+            s = params.softcap * tanh(clamp(s / params.softcap, -10.0, 10.0));
+        }
+        let m_new = max(m, s);
+        let alpha = exp(m - m_new);
+        let pj = exp(s - m_new);
+        l = l * alpha + pj;
+        m = m_new;
+        let vb = j * v_stride + kvh * v_row;
+        for (var w = 0u; w < v_row; w++) {
+            acc[w] = acc[w] * alpha + pj * unpack2x16float(v_cache[vb + w]);
+        }
+    }
+    let inv_l = 1.0 / l;
+    let ob = (t * params.n_heads + h) * params.head_dim_v;
+    for (var w = 0u; w < v_row; w++) {
+        let o = acc[w] * inv_l;
+        out[ob + 2u * w] = o.x;
+        out[ob + 2u * w + 1u] = o.y;
     }
 }

@@ -130,7 +130,7 @@ fn info(name: &str, ty: GgmlType, k: usize, n: usize, n_bytes: usize) -> TensorI
     }
 }
 
-const STRATEGIES: [Strategy; 2] = [Strategy::Cooperative, Strategy::RowPerThread];
+const STRATEGIES: [Strategy; 2] = Strategy::ALL;
 
 /// Depth of the GPU's f32 sum of one output (see the top of the file).
 fn depth(strategy: Strategy, k: usize) -> usize {

@@ -21,6 +21,7 @@ use crate::gpu::alloc::GpuBuffer;
 use crate::gpu::context::GpuContext;
 use crate::gpu::kernels::kv_cache::{f16_round, KvCache, KvFormat, KvLayerCache, KvShape};
 use crate::gpu::kernels::step::{self, Step};
+use crate::gpu::kernels::strategy::Strategy;
 use crate::gpu::shaders;
 use crate::{Error, Result};
 
@@ -166,6 +167,8 @@ struct Params {
 pub struct AttentionKernel {
     layout: wgpu::BindGroupLayout,
     prefill: wgpu::ComputePipeline,
+    prefill_rowwise: wgpu::ComputePipeline,
+    strategy: Strategy,
     decode_split: wgpu::ComputePipeline,
     decode_combine: wgpu::ComputePipeline,
     max_groups: u32,
@@ -183,7 +186,13 @@ pub struct AttentionBinding {
 }
 
 impl AttentionKernel {
+    /// The kernel with this device's [`Strategy`] for prefill.
     pub fn new(ctx: &GpuContext) -> Result<Self> {
+        Self::with_strategy(ctx, Strategy::for_device(ctx))
+    }
+
+    /// The kernel with a chosen prefill [`Strategy`] (tests run both on any device).
+    pub fn with_strategy(ctx: &GpuContext, strategy: Strategy) -> Result<Self> {
         let (layout, pipelines) = step::build_pipelines(
             ctx,
             "attention",
@@ -197,13 +206,20 @@ impl AttentionKernel {
                 step::storage_entry(5, false),
                 step::storage_entry(6, false),
             ],
-            &["attn_prefill", "attn_decode_split", "attn_decode_combine"],
+            &[
+                "attn_prefill",
+                "attn_prefill_rowwise",
+                "attn_decode_split",
+                "attn_decode_combine",
+            ],
         );
-        let [prefill, decode_split, decode_combine]: [wgpu::ComputePipeline; 3] =
-            pipelines.try_into().expect("three pipelines");
+        let [prefill, prefill_rowwise, decode_split, decode_combine]: [wgpu::ComputePipeline; 4] =
+            pipelines.try_into().expect("four pipelines");
         Ok(Self {
             layout,
             prefill,
+            prefill_rowwise,
+            strategy,
             decode_split,
             decode_combine,
             max_groups: ctx.limits().max_compute_workgroups_per_dimension,
@@ -359,8 +375,22 @@ impl AttentionKernel {
             pass.set_pipeline(&self.decode_combine);
             pass.dispatch_workgroups(nh, 1, 1);
         } else {
-            pass.set_pipeline(&self.prefill);
-            pass.dispatch_workgroups(nh, n_tokens, 1);
+            match self.strategy {
+                Strategy::Cooperative => {
+                    pass.set_pipeline(&self.prefill);
+                    pass.dispatch_workgroups(nh, n_tokens, 1);
+                }
+                Strategy::RowPerThread => {
+                    let groups = (nh * n_tokens).div_ceil(64);
+                    if groups > self.max_groups {
+                        return Err(Error::Gpu(format!(
+                            "attention: {n_tokens} tokens x {nh} heads exceed one dispatch"
+                        )));
+                    }
+                    pass.set_pipeline(&self.prefill_rowwise);
+                    pass.dispatch_workgroups(groups, 1, 1);
+                }
+            }
         }
         Ok(())
     }
@@ -369,6 +399,21 @@ impl AttentionKernel {
     /// over `k` / `v` (f32 for positions `0..pos + n_tokens`, stored to an f16 cache of
     /// `capacity` positions on the CPU), in one submit. For tests and tools.
     pub fn run(
+        ctx: &GpuContext,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        pos: u32,
+        capacity: u32,
+        params: &AttentionParams,
+    ) -> Result<Vec<f32>> {
+        Self::new(ctx)?.run_with(ctx, q, k, v, pos, capacity, params)
+    }
+
+    /// [`AttentionKernel::run`] with this kernel's strategy.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_with(
+        &self,
         ctx: &GpuContext,
         q: &[f32],
         k: &[f32],
@@ -397,7 +442,7 @@ impl AttentionKernel {
         if n_tokens == 0 {
             return Ok(Vec::new());
         }
-        let kernel = Self::new(ctx)?;
+        let kernel = self;
         let cache = KvLayerCache::from_host(ctx, shape, capacity, &k[..kn], &v[..vn])?;
         let step_buf = step::create_step_buffer(ctx, Step::new(pos, n_tokens))?;
         let gq = step::input_buffer(ctx, "attention q", q)?;

@@ -23,57 +23,26 @@ use crate::{Error, Result};
 pub const ROWS: u32 = 4;
 /// Tokens per workgroup for prefill (`n_tokens > 1`).
 pub const PREFILL_TILE: u32 = 8;
-/// Tokens per thread for prefill with [`Strategy::RowPerThread`].
-pub const ROWWISE_PREFILL_TILE: u32 = 8;
 /// Tokens per workgroup for decode (`n_tokens == 1`).
 pub const DECODE_TILE: u32 = 1;
 /// Threads per workgroup; must match `@workgroup_size` in `shaders/matmul.wgsl`.
 pub const WORKGROUP_SIZE: u32 = 64;
 
-/// How the threads of a workgroup share the work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Strategy {
-    /// 64 threads cooperate on [`ROWS`] rows and add their partial sums with a tree in
-    /// workgroup memory: coalesced reads, the right choice on GPUs.
-    Cooperative,
-    /// Each thread owns one whole row: no workgroup memory, no barriers; the right choice on
-    /// CPU adapters (software Vulkan), where barriers are what costs.
-    RowPerThread,
+pub use crate::gpu::kernels::strategy::Strategy;
+
+/// Rows one workgroup covers.
+fn rows_per_workgroup(strategy: Strategy) -> u32 {
+    match strategy {
+        Strategy::Cooperative => ROWS,
+        Strategy::RowPerThread => WORKGROUP_SIZE * ROWS,
+    }
 }
 
-impl Strategy {
-    /// The strategy for this device: `VOYAGER_MATMUL=cooperative|rowwise` when set, else
-    /// row-per-thread on CPU adapters and cooperative elsewhere.
-    pub fn for_device(ctx: &GpuContext) -> Self {
-        match std::env::var("VOYAGER_MATMUL").as_deref() {
-            Ok("cooperative") => Strategy::Cooperative,
-            Ok("rowwise") => Strategy::RowPerThread,
-            _ if ctx.adapter_info().device_type == wgpu::DeviceType::Cpu => Strategy::RowPerThread,
-            _ => Strategy::Cooperative,
-        }
-    }
-
-    /// Tokens one prefill workgroup covers.
-    pub fn prefill_tile(self) -> u32 {
-        match self {
-            Strategy::Cooperative => PREFILL_TILE,
-            Strategy::RowPerThread => ROWWISE_PREFILL_TILE,
-        }
-    }
-
-    /// Rows one workgroup covers.
-    pub fn rows_per_workgroup(self) -> u32 {
-        match self {
-            Strategy::Cooperative => ROWS,
-            Strategy::RowPerThread => WORKGROUP_SIZE * ROWS,
-        }
-    }
-
-    fn entry_point(self) -> &'static str {
-        match self {
-            Strategy::Cooperative => "main",
-            Strategy::RowPerThread => "rowwise",
-        }
+/// The shader entry point of each strategy.
+fn entry_point(strategy: Strategy) -> &'static str {
+    match strategy {
+        Strategy::Cooperative => "main",
+        Strategy::RowPerThread => "rowwise",
     }
 }
 
@@ -306,7 +275,7 @@ impl MatmulKernel {
         }
         let name = shaders::quant_name(ty)
             .ok_or_else(|| Error::Unsupported(format!("no GPU matmul for weights of type {ty}")))?;
-        let entry = self.strategy.entry_point();
+        let entry = entry_point(self.strategy);
         let p = Pipelines {
             decode: build_pipeline_at(
                 &self.device,
@@ -319,7 +288,7 @@ impl MatmulKernel {
                 &self.device,
                 &self.layout,
                 &format!("matmul_{name}"),
-                shaders::matmul_source(ty, self.strategy.prefill_tile(), ROWS)?,
+                shaders::matmul_source(ty, PREFILL_TILE, ROWS)?,
                 entry,
             )?,
         };
@@ -347,9 +316,7 @@ impl MatmulKernel {
         max_tokens: u32,
     ) -> Result<MatmulBinding> {
         let what = format!("matmul `{}`", weight.name());
-        if max_tokens == 0
-            || max_tokens.div_ceil(self.strategy.prefill_tile()) > self.max_groups_per_dim
-        {
+        if max_tokens == 0 || max_tokens.div_ceil(PREFILL_TILE) > self.max_groups_per_dim {
             return Err(Error::Gpu(format!(
                 "{what}: max_tokens = {max_tokens} is out of range"
             )));
@@ -369,7 +336,7 @@ impl MatmulKernel {
         let mut chunks = Vec::with_capacity(weight.chunks().len());
         for chunk in weight.chunks() {
             let grid = dispatch_grid(
-                chunk.n_rows.div_ceil(self.strategy.rows_per_workgroup()),
+                chunk.n_rows.div_ceil(rows_per_workgroup(self.strategy)),
                 self.max_groups_per_dim,
             )?;
             let params = Params {
@@ -434,10 +401,7 @@ impl MatmulKernel {
         let (pipeline, tiles) = if n_tokens == 1 {
             (&binding.pipelines.decode, 1)
         } else {
-            (
-                &binding.pipelines.prefill,
-                n_tokens.div_ceil(self.strategy.prefill_tile()),
-            )
+            (&binding.pipelines.prefill, n_tokens.div_ceil(PREFILL_TILE))
         };
         pass.set_pipeline(pipeline);
         for chunk in &binding.chunks {

@@ -10,6 +10,7 @@ pub mod matmul;
 pub mod rms_norm;
 pub mod rope;
 pub mod step;
+pub mod strategy;
 
 pub use add::{add_ref, AddKernel};
 
