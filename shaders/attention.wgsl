@@ -21,9 +21,14 @@
 // Two barriers a tile; nothing is bounded by the context length except loop counts.
 //
 // attn_prefill: one workgroup per (head, token): wg = (h, t).
-// attn_prefill_rowwise: the same result with one thread per (token, head) walking its keys
-// serially (online softmax in registers): no workgroup memory, no barriers. For CPU
-// adapters, where the tile loop above costs O(64^2) per-thread loads and two barriers a tile.
+// attn_prefill_rowwise + attn_prefill_rowwise_combine: the same result with one thread per
+// (token, head, split of ROW_SPLIT keys) walking its keys serially (online softmax in
+// registers, no workgroup memory, no barriers), writing a partial (m, l, acc) to `partials`
+// [max_tokens, n_heads, row_splits, 2 + head_dim_v]; then one thread per (token, head)
+// merges its splits. For CPU adapters, where the tile loop above costs O(64^2) per-thread
+// loads and two barriers a tile. Splits keep each thread's loops short: software Vulkan
+// (gallivm) stops a shader loop after 65535 iterations, which an unsplit walk over ~1000
+// keys of 64 dims already reaches.
 // attn_decode_split + attn_decode_combine (one token, flash-decoding): the key range is cut
 // into splits of SPLIT keys, one workgroup per (head, split) writes its partial (m, l, acc)
 // to `partials` [n_heads, max_splits, 2 + head_dim_v]; then one workgroup per head merges
@@ -40,8 +45,8 @@ struct Params {
     _pad0: u32,
     scale: f32,
     softcap: f32,
+    row_splits: u32,
     _pad1: u32,
-    _pad2: u32,
 }
 
 struct Step {
@@ -273,25 +278,40 @@ fn attn_decode_combine(
     }
 }
 
-// One thread per (token, head) of the batch: thread i of the dispatch takes t = i / n_heads,
-// h = i % n_heads, and keeps its running max, sum and value accumulator in registers.
+// Keys per row-wise split: at most 128 keys x 256 dims of inner iterations per loop.
+const ROW_SPLIT: u32 = 128u;
+
+// Key range [j0, j1) of the query at position p, and its number of row-wise splits.
+fn row_split_count(p: u32) -> u32 {
+    let j1 = min(p + 1u, params.capacity);
+    let j0 = window_lo(p);
+    if (j0 >= j1) {
+        return 0u;
+    }
+    return min((j1 - j0 + ROW_SPLIT - 1u) / ROW_SPLIT, params.row_splits);
+}
+
+// One thread per (token, head, split): thread i of the dispatch takes s = i % row_splits,
+// then h and t from the rest; it keeps its running max, sum and values in registers.
 @compute @workgroup_size(64, 1, 1)
 fn attn_prefill_rowwise(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(local_invocation_index) tid: u32,
 ) {
     let i = wg.x * WG + tid;
-    let h = i % params.n_heads;
-    let t = i / params.n_heads;
+    let sp = i % params.row_splits;
+    let th = i / params.row_splits;
+    let h = th % params.n_heads;
+    let t = th / params.n_heads;
     if (t >= step.n_tokens) {
         return;
     }
     let p = step.pos + t;
-    let j1 = min(p + 1u, params.capacity);
-    let j0 = window_lo(p);
-    if (j0 >= j1) {
+    if (sp >= row_split_count(p)) {
         return;
     }
+    let j0 = window_lo(p) + sp * ROW_SPLIT;
+    let j1 = min(j0 + ROW_SPLIT, min(p + 1u, params.capacity));
     let kvh = h / (params.n_heads / params.n_kv_heads);
     let k_row = params.head_dim / 2u;
     let v_row = params.head_dim_v / 2u;
@@ -325,11 +345,49 @@ fn attn_prefill_rowwise(
             acc[w] = acc[w] * alpha + pj * unpack2x16float(v_cache[vb + w]);
         }
     }
+    let pb = (th * params.row_splits + sp) * (2u + params.head_dim_v);
+    partials[pb] = m;
+    partials[pb + 1u] = l;
+    for (var w = 0u; w < v_row; w++) {
+        partials[pb + 2u + 2u * w] = acc[w].x;
+        partials[pb + 3u + 2u * w] = acc[w].y;
+    }
+}
+
+// One thread per (token, head): merges the splits written by attn_prefill_rowwise.
+@compute @workgroup_size(64, 1, 1)
+fn attn_prefill_rowwise_combine(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(local_invocation_index) tid: u32,
+) {
+    let th = wg.x * WG + tid;
+    let h = th % params.n_heads;
+    let t = th / params.n_heads;
+    if (t >= step.n_tokens) {
+        return;
+    }
+    let ns = row_split_count(step.pos + t);
+    if (ns == 0u) {
+        return;
+    }
+    let stride = 2u + params.head_dim_v;
+    let hb = th * params.row_splits * stride;
+    var m = NEG_BIG;
+    for (var sp = 0u; sp < ns; sp++) {
+        m = max(m, partials[hb + sp * stride]);
+    }
+    var l = 0.0;
+    for (var sp = 0u; sp < ns; sp++) {
+        l += exp(partials[hb + sp * stride] - m) * partials[hb + sp * stride + 1u];
+    }
     let inv_l = 1.0 / l;
     let ob = (t * params.n_heads + h) * params.head_dim_v;
-    for (var w = 0u; w < v_row; w++) {
-        let o = acc[w] * inv_l;
-        out[ob + 2u * w] = o.x;
-        out[ob + 2u * w + 1u] = o.y;
+    for (var d = 0u; d < params.head_dim_v; d++) {
+        var o = 0.0;
+        for (var sp = 0u; sp < ns; sp++) {
+            let sb = hb + sp * stride;
+            o += exp(partials[sb] - m) * partials[sb + 2u + d];
+        }
+        out[ob + d] = o * inv_l;
     }
 }

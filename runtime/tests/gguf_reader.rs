@@ -218,6 +218,11 @@ fn corrupt_cases() -> Vec<(String, Vec<u8>, &'static str)> {
             "unknown type id",
         ),
         (
+            "tensor-type-newer-than-reader".into(),
+            Raw::new(3, 1, 0).tensor("w", &[64], 40, 0).data(64),
+            "cannot read yet",
+        ),
+        (
             "tensor-past-end".into(),
             Raw::new(3, 1, 0).tensor("w", &[64], 0, 0).data(128),
             "past the end",

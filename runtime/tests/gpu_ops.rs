@@ -284,8 +284,9 @@ fn attention_case(ctx: &GpuContext, rng: &mut XorShift, c: &AttnCase) {
     let v = rng.vec((n_kv * c.n_kv_heads * c.head_dim_v) as usize, 1.0);
     let cpu = attention_ref(&q, &k, &v, c.pos, &p);
     // Prefill has a cooperative and a row-per-thread kernel: check both. The bound holds for
-    // either order of summation: the serial sum over at most ~1000 keys adds at most
-    // 1000 * 2^-24 (6e-5) relative error to the softmax weights.
+    // either order of summation: the serial sum over a split of at most 128 keys, then over
+    // at most 16 splits, adds at most (128 + 16) * 2^-24 (9e-6) relative error to the softmax
+    // weights.
     for strategy in Strategy::ALL {
         let start = Instant::now();
         let kernel = AttentionKernel::with_strategy(ctx, strategy).unwrap();
@@ -335,6 +336,23 @@ fn attention_prefill_matches_cpu() {
             pos: 140,
             window: 100,
             q_amp: 4.0,
+            ..base
+        },
+        // Long key ranges late in a 2048-token window (SmolLM2's and Gemma's global layers):
+        // each query walks ~2000 keys, more than one thread may loop over on software Vulkan
+        // (gallivm stops a loop after 65535 iterations), so the row-per-thread kernel splits.
+        AttnCase {
+            n_tokens: 5,
+            pos: 2000,
+            ..base
+        },
+        AttnCase {
+            n_heads: 4,
+            n_kv_heads: 1,
+            head_dim: 256,
+            head_dim_v: 256,
+            n_tokens: 3,
+            pos: 1500,
             ..base
         },
         // Sharp scores, soft-capped; V narrower than K.

@@ -211,10 +211,19 @@ pub fn scan(bytes: &[u8]) -> Result<HeaderShape> {
             })?;
         }
         let ty = c.u32(&format!("the type of `{name}`"))?;
-        if GgmlType::from_id(ty).is_none() {
-            return Err(Error::Unsupported(format!(
-                "tensor `{name}` has unknown type id {ty}"
-            )));
+        match GgmlType::from_id(ty) {
+            None => {
+                return Err(Error::Unsupported(format!(
+                    "tensor `{name}` has unknown type id {ty}"
+                )))
+            }
+            // gguf-rs 0.1.8 predates these ids (it panics on 40); refuse them here.
+            Some(t @ (GgmlType::NVFP4 | GgmlType::Q1_0)) => {
+                return Err(Error::Unsupported(format!(
+                    "tensor `{name}` has type {t}, which Voyager cannot read yet"
+                )))
+            }
+            Some(_) => {}
         }
         c.u64(&format!("the offset of `{name}`"))?;
     }

@@ -160,7 +160,8 @@ struct Params {
     _pad0: u32,
     scale: f32,
     softcap: f32,
-    _pad1: [u32; 2],
+    row_splits: u32,
+    _pad1: u32,
 }
 
 /// The attention pipelines, built once per device.
@@ -168,6 +169,7 @@ pub struct AttentionKernel {
     layout: wgpu::BindGroupLayout,
     prefill: wgpu::ComputePipeline,
     prefill_rowwise: wgpu::ComputePipeline,
+    prefill_rowwise_combine: wgpu::ComputePipeline,
     strategy: Strategy,
     decode_split: wgpu::ComputePipeline,
     decode_combine: wgpu::ComputePipeline,
@@ -180,10 +182,14 @@ pub struct AttentionBinding {
     params: AttentionParams,
     capacity: u32,
     max_splits: u32,
+    row_splits: u32,
     max_tokens: u32,
     _uniform: GpuBuffer,
     _partials: GpuBuffer,
 }
+
+/// Keys per split of the row-per-thread prefill; must match `ROW_SPLIT` in the shader.
+pub const ROW_SPLIT: u32 = 128;
 
 impl AttentionKernel {
     /// The kernel with this device's [`Strategy`] for prefill.
@@ -209,16 +215,18 @@ impl AttentionKernel {
             &[
                 "attn_prefill",
                 "attn_prefill_rowwise",
+                "attn_prefill_rowwise_combine",
                 "attn_decode_split",
                 "attn_decode_combine",
             ],
         );
-        let [prefill, prefill_rowwise, decode_split, decode_combine]: [wgpu::ComputePipeline; 4] =
-            pipelines.try_into().expect("four pipelines");
+        let [prefill, prefill_rowwise, prefill_rowwise_combine, decode_split, decode_combine]: [wgpu::ComputePipeline; 5] =
+            pipelines.try_into().expect("five pipelines");
         Ok(Self {
             layout,
             prefill,
             prefill_rowwise,
+            prefill_rowwise_combine,
             strategy,
             decode_split,
             decode_combine,
@@ -287,10 +295,19 @@ impl AttentionKernel {
             capacity
         };
         let max_splits = span.div_ceil(SPLIT);
-        let partial_bytes = step::bytes4(
-            K,
-            nh * u64::from(max_splits) * (u64::from(params.head_dim_v) + 2),
-        )?;
+        let stride = u64::from(params.head_dim_v) + 2;
+        // The decode splits, and for the row-per-thread prefill one partial per (token, head,
+        // split of ROW_SPLIT keys); one scratch buffer serves both.
+        let row_splits = match self.strategy {
+            Strategy::Cooperative => 1,
+            Strategy::RowPerThread => span.div_ceil(ROW_SPLIT),
+        };
+        let decode_floats = nh * u64::from(max_splits) * stride;
+        let row_floats = match self.strategy {
+            Strategy::Cooperative => 0,
+            Strategy::RowPerThread => mt * nh * u64::from(row_splits) * stride,
+        };
+        let partial_bytes = step::bytes4(K, decode_floats.max(row_floats))?;
         let partials = ctx.create_buffer(
             "attention partials",
             partial_bytes,
@@ -311,7 +328,8 @@ impl AttentionKernel {
                 _pad0: 0,
                 scale: params.scale,
                 softcap: params.softcap,
-                _pad1: [0; 2],
+                row_splits,
+                _pad1: 0,
             },
         )?;
         let bind_group = step::bind_group(
@@ -333,6 +351,7 @@ impl AttentionKernel {
             params: *params,
             capacity,
             max_splits,
+            row_splits,
             max_tokens,
             _uniform: uniform,
             _partials: partials,
@@ -381,14 +400,19 @@ impl AttentionKernel {
                     pass.dispatch_workgroups(nh, n_tokens, 1);
                 }
                 Strategy::RowPerThread => {
-                    let groups = (nh * n_tokens).div_ceil(64);
-                    if groups > self.max_groups {
-                        return Err(Error::Gpu(format!(
-                            "attention: {n_tokens} tokens x {nh} heads exceed one dispatch"
-                        )));
-                    }
+                    let threads = u64::from(nh * n_tokens) * u64::from(binding.row_splits);
+                    let groups = u32::try_from(threads.div_ceil(64))
+                        .ok()
+                        .filter(|&g| g <= self.max_groups)
+                        .ok_or_else(|| {
+                            Error::Gpu(format!(
+                                "attention: {n_tokens} tokens x {nh} heads exceed one dispatch"
+                            ))
+                        })?;
                     pass.set_pipeline(&self.prefill_rowwise);
                     pass.dispatch_workgroups(groups, 1, 1);
+                    pass.set_pipeline(&self.prefill_rowwise_combine);
+                    pass.dispatch_workgroups((nh * n_tokens).div_ceil(64), 1, 1);
                 }
             }
         }
