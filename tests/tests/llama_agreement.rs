@@ -11,8 +11,10 @@
 //!
 //! Greedy continuations: the first 16 tokens match the F32-copy reference, except that from
 //! the first step where its top two logits are nearly tied the two may part. "Nearly tied" is
-//! a margin below [`NEAR_TIE`]: llama.cpp's own harmless settings (flash attention on/off) move
-//! a logprob by up to 0.56-0.89, so smaller margins are within the referee's noise.
+//! a margin below [`NEAR_TIE`] = 0.05 logits: our logprobs sit 0.0011 (mean) from that
+//! reference, and llama.cpp itself moves them by up to 0.034 between an f16 and an f32 KV
+//! cache (golden README), so closer calls are within the reference's own noise. Measured
+//! (2026-11-22, lavapipe): 16/16 tokens on all three prompts of both models.
 
 use serde_json::Value;
 use voyager_e2e::{fixture_path, model_path};
@@ -20,7 +22,7 @@ use voyager_runtime::engine::perplexity::{evaluate, windows};
 use voyager_runtime::engine::sampling::SamplingParams;
 use voyager_runtime::engine::{Engine, EngineOptions, GenerateOptions, Prompt};
 
-const NEAR_TIE: f64 = 1.0;
+const NEAR_TIE: f64 = 0.05;
 const STEPS: usize = 16;
 
 fn golden(model: &str) -> Value {
