@@ -285,7 +285,9 @@ impl<'e> Graph<'e> {
             }
         };
         ctx.queue().submit([encoder.finish()]);
-        read_mapped(ctx, staging, bytes)
+        Ok(bytemuck::pod_collect_to_vec(
+            &ctx.map_read_prefix(staging, bytes)?,
+        ))
     }
 }
 
@@ -345,29 +347,6 @@ fn profile(ctx: &crate::gpu::GpuContext, ops: &[Op<'_>], info: StepInfo) -> Resu
         log::warn!("  {:.2}ms {label} {detail}", t.as_secs_f64() * 1e3);
     }
     Ok(())
-}
-
-/// Maps the first `bytes` of a staging buffer whose copy was submitted and returns them as f32.
-fn read_mapped(ctx: &crate::gpu::GpuContext, staging: &GpuBuffer, bytes: u64) -> Result<Vec<f32>> {
-    let slice = staging.slice(..bytes);
-    let (tx, rx) = std::sync::mpsc::channel();
-    slice.map_async(wgpu::MapMode::Read, move |r| {
-        let _ = tx.send(r);
-    });
-    ctx.device()
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {e}")))?;
-    rx.recv()
-        .map_err(|_| Error::Gpu("GPU readback was never completed".into()))?
-        .map_err(|e| Error::Gpu(format!("cannot map the logits: {e}")))?;
-    let values = {
-        let view = slice
-            .get_mapped_range()
-            .map_err(|e| Error::Gpu(format!("cannot read the logits: {e}")))?;
-        bytemuck::pod_collect_to_vec(&view)
-    };
-    staging.unmap();
-    Ok(values)
 }
 
 /// The weight the logits are computed with: `output.weight`, or the token embedding when the

@@ -286,8 +286,15 @@ impl GpuContext {
 
     /// Maps a `MAP_READ` buffer whose copy has been submitted, waits, and returns its bytes.
     pub fn map_read(&self, staging: &GpuBuffer) -> Result<Vec<u8>> {
+        self.map_read_prefix(staging, staging.size())
+    }
+
+    /// [`GpuContext::map_read`] of the first `bytes` bytes only (a staging buffer sized for the
+    /// largest step, filled for a smaller one).
+    pub fn map_read_prefix(&self, staging: &GpuBuffer, bytes: u64) -> Result<Vec<u8>> {
+        let slice = staging.slice(..bytes);
         let (tx, rx) = mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+        slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
         self.device
@@ -296,12 +303,12 @@ impl GpuContext {
         rx.recv()
             .map_err(|_| Error::Gpu("GPU readback was never completed".into()))?
             .map_err(|e| Error::Gpu(format!("cannot map readback buffer: {}", one_line(e))))?;
-        let bytes = staging
-            .get_mapped_range(..)
+        let data = slice
+            .get_mapped_range()
             .map_err(|e| Error::Gpu(format!("cannot read mapped buffer: {}", one_line(e))))?
             .to_vec();
         staging.unmap();
-        Ok(bytes)
+        Ok(data)
     }
 
     /// Reads the first `len` f32 values of `src` (which needs `COPY_SRC`).

@@ -12,7 +12,8 @@ use std::sync::Mutex;
 use crate::gguf::GgmlType;
 use crate::gpu::alloc::GpuBuffer;
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernels::matmul::{bind_range, build_pipeline, uniform, weight_kernel_layout};
+use crate::gpu::kernels::matmul::{bind_range, build_pipeline, weight_kernel_layout};
+use crate::gpu::kernels::step::{self, Step};
 use crate::gpu::shaders;
 use crate::gpu::weights::GpuWeight;
 use crate::{Error, Result};
@@ -169,7 +170,7 @@ impl EmbeddingKernel {
                 max_tokens,
                 _pad: [0; 2],
             };
-            let params = uniform(ctx, "embedding params", &params)?;
+            let params = step::uniform(ctx, "embedding params", &params)?;
             let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("embedding"),
                 layout: &self.layout,
@@ -256,8 +257,8 @@ impl EmbeddingKernel {
             bytemuck::cast_slice(&nan),
             wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
         )?;
-        let step = uniform(ctx, "step", &[n_tokens, 0, n_tokens, 0])?;
-        let binding = self.bind(ctx, weight, &gids, &gout, &step, scale, n_tokens)?;
+        let step_buf = step::create_step_buffer(ctx, Step::new(0, n_tokens))?;
+        let binding = self.bind(ctx, weight, &gids, &gout, &step_buf, scale, n_tokens)?;
         let mut encoder = ctx
             .device()
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {

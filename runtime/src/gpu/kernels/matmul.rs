@@ -15,6 +15,7 @@ use crate::gguf::GgmlType;
 use crate::gpu::alloc::GpuBuffer;
 use crate::gpu::context::GpuContext;
 use crate::gpu::kernels::dispatch_grid;
+use crate::gpu::kernels::step::{self, Step};
 use crate::gpu::shaders;
 use crate::gpu::weights::GpuWeight;
 use crate::{Error, Result};
@@ -90,34 +91,17 @@ pub fn matmul_ref(
     Ok(y)
 }
 
-pub(crate) fn layout_entry(
-    binding: u32,
-    ty: wgpu::BufferBindingType,
-) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty,
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        },
-        count: None,
-    }
-}
-
 /// The five-binding layout shared by matmul and embedding: step and params uniforms, the weight
 /// chunk, the input and the output.
 pub(crate) fn weight_kernel_layout(device: &wgpu::Device, label: &str) -> wgpu::BindGroupLayout {
-    use wgpu::BufferBindingType::{Storage, Uniform};
     device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
         label: Some(label),
         entries: &[
-            layout_entry(0, Uniform),
-            layout_entry(1, Uniform),
-            layout_entry(2, Storage { read_only: true }),
-            layout_entry(3, Storage { read_only: true }),
-            layout_entry(4, Storage { read_only: false }),
+            step::uniform_entry(0),
+            step::uniform_entry(1),
+            step::storage_entry(2, true),
+            step::storage_entry(3, true),
+            step::storage_entry(4, false),
         ],
     })
 }
@@ -163,19 +147,6 @@ pub(crate) fn build_pipeline_at(
         return Err(Error::Gpu(format!("cannot build pipeline `{label}`: {e}")));
     }
     Ok(pipeline)
-}
-
-/// A uniform buffer holding `value`, counted by the allocator.
-pub(crate) fn uniform<T: bytemuck::Pod>(
-    ctx: &GpuContext,
-    label: &str,
-    value: &T,
-) -> Result<GpuBuffer> {
-    ctx.create_buffer_init(
-        label,
-        bytemuck::bytes_of(value),
-        wgpu::BufferUsages::UNIFORM,
-    )
 }
 
 /// `buffer` bound from 0 for `bytes` bytes, after checking it is large enough and bindable.
@@ -349,7 +320,7 @@ impl MatmulKernel {
                 max_tokens,
                 _pad: 0,
             };
-            let params = uniform(ctx, "matmul params", &params)?;
+            let params = step::uniform(ctx, "matmul params", &params)?;
             let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("matmul"),
                 layout: &self.layout,
@@ -450,8 +421,8 @@ impl MatmulKernel {
             (y_len * 4) as u64,
             wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
         )?;
-        let step = uniform(ctx, "step", &[n_tokens, 0, n_tokens, 0])?;
-        let binding = self.bind(ctx, weight, &gx, &gy, &step, n_tokens)?;
+        let step_buf = step::create_step_buffer(ctx, Step::new(0, n_tokens))?;
+        let binding = self.bind(ctx, weight, &gx, &gy, &step_buf, n_tokens)?;
         let mut encoder = ctx
             .device()
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
