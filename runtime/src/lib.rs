@@ -8,10 +8,12 @@
 //! - [`gpu`]: the wgpu device and the compute kernels.
 
 pub(crate) mod arch;
+pub mod budget;
 pub mod engine;
 pub mod error;
 pub mod gguf;
 pub mod gpu;
+pub mod kv;
 pub mod model;
 pub mod quant;
 pub mod tokenizer;

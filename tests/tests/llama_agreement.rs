@@ -18,6 +18,7 @@
 
 use serde_json::Value;
 use voyager_e2e::{fixture_path, model_path};
+use voyager_runtime::kv::KvType;
 use voyager_runtime::engine::perplexity::{evaluate, windows};
 use voyager_runtime::engine::sampling::SamplingParams;
 use voyager_runtime::engine::{Engine, EngineOptions, GenerateOptions, Prompt};
@@ -50,9 +51,12 @@ fn agreement(model: &str) {
     let g = golden(model);
     let engine = Engine::load(
         &model_path(model),
+        // The f16 cache, which llama.cpp's golden files used; the window holds the whole text.
         &EngineOptions {
-            context: Some(2048),
-            batch: 32,
+            window: Some(2048),
+            cache_type_k: KvType::F16,
+            cache_type_v: KvType::F16,
+            ..EngineOptions::default()
         },
         &mut |_| {},
     )

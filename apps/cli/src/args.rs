@@ -19,9 +19,13 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     pub fn engine_options(&self) -> EngineOptions {
+        let defaults = EngineOptions::default();
         EngineOptions {
-            context: self.ctx_size,
+            window: self
+                .ctx_size
+                .map(|c| (c as u32).saturating_sub(defaults.sinks).max(1)),
             batch: self.batch_size,
+            ..defaults
         }
     }
 }

@@ -7,7 +7,8 @@ use crate::engine::{EngineOptions, Kernels, Session};
 use crate::error::{Error, Result};
 use crate::gpu::weights::GpuWeight;
 use crate::gpu::{GpuBuffer, GpuContext};
-use crate::model::Model;
+use crate::kv::KvConfig;
+use crate::model::{Model, ModelConfig};
 
 /// Where loading stands, for a progress bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +26,7 @@ pub struct Engine {
     pub(crate) gpu: GpuContext,
     pub(crate) kernels: Kernels,
     weights: HashMap<String, GpuWeight>,
-    context: usize,
+    kv: KvConfig,
     batch: usize,
 }
 
@@ -50,17 +51,7 @@ impl Engine {
                 t.name, t.ggml_type
             )));
         }
-        let context = match options.context {
-            Some(0) => return Err(Error::Unsupported("a context of 0 tokens".into())),
-            Some(c) if c > cfg.context_length => {
-                return Err(Error::Unsupported(format!(
-                    "a context of {c} tokens exceeds the model's {}",
-                    cfg.context_length
-                )))
-            }
-            Some(c) => c,
-            None => cfg.context_length.min(EngineOptions::DEFAULT_CONTEXT),
-        };
+        let kv = resolve_kv(cfg, options)?;
         if options.batch == 0 || options.batch > 4096 {
             return Err(Error::Unsupported(format!(
                 "a batch of {} tokens (1 to 4096 are allowed)",
@@ -94,7 +85,7 @@ impl Engine {
             gpu,
             kernels,
             weights,
-            context: context.max(1),
+            kv,
             batch: options.batch,
         })
     }
@@ -109,9 +100,14 @@ impl Engine {
         &self.gpu
     }
 
-    /// Context size of this engine's sessions, in tokens.
+    /// Positions a query of this engine's sessions can see (sinks + window).
     pub fn context_size(&self) -> usize {
-        self.context
+        self.kv.span() as usize
+    }
+
+    /// The KV cache of this engine's sessions.
+    pub fn kv_config(&self) -> &KvConfig {
+        &self.kv
     }
 
     /// Most tokens per prefill step.
@@ -149,4 +145,17 @@ impl Engine {
             ))),
         }
     }
+}
+
+/// The cache of `options`, with the window resolved when none is given.
+fn resolve_kv(cfg: &ModelConfig, options: &EngineOptions) -> Result<KvConfig> {
+    let window = match options.window {
+        Some(0) => return Err(Error::Unsupported("a window of 0 tokens".into())),
+        Some(w) => w,
+        None => {
+            let span = cfg.context_length.min(EngineOptions::DEFAULT_CONTEXT) as u32;
+            span.saturating_sub(options.sinks).max(1)
+        }
+    };
+    Ok(options.kv_config(window))
 }

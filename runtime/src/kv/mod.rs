@@ -1,0 +1,404 @@
+//! The KV cache's shape in memory, independent of the GPU: element types, the sinks + sliding
+//! window policy, and how many bytes each layer's cache takes.
+//!
+//! Every layer keeps three regions for K and for V (see [`LayerLayout`]):
+//! - **sinks**: the first `sinks` positions of the sequence, never evicted, stored in f16;
+//! - **recent**: a copy of the newest `recent` positions in f16 (only when the type is
+//!   quantized), so the tokens attention leans on most are read at full precision;
+//! - **ring**: every position after the sinks, in the cache type, in a ring of
+//!   `window + batch - 1` slots: a query at position `p` reads positions
+//!   `max(sinks, p - window + 1) ..= p`, and a batch of `batch` queries must not overwrite
+//!   what its first query still reads.
+//!
+//! Quantized formats work on blocks of [`BLOCK`] values of one head; each block is one `u32`
+//! of metadata (two f16: scale `d`, offset `m`) and the packed values (see [`quant`]).
+
+pub mod quant;
+
+use crate::{Error, Result};
+
+/// Values per quantization block (a head's width must be a multiple of it).
+pub const BLOCK: u32 = 32;
+
+/// How K or V elements are stored in the ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KvType {
+    /// IEEE half precision, two to a `u32`.
+    F16,
+    /// 8-bit symmetric: `x = d * q`, q in -127..=127, one f16 scale per 32 values.
+    Q8,
+    /// 4-bit asymmetric: `x = d * q + m`, q in 0..=15, f16 scale and offset per 32 values.
+    Q4,
+}
+
+impl KvType {
+    /// Every type, in the order the CLI lists them.
+    pub const ALL: [KvType; 3] = [KvType::F16, KvType::Q8, KvType::Q4];
+
+    /// Parses `f16`, `q8` or `q4` (also `q8_0`, `q4_0`, as llama.cpp spells them).
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "f16" => Ok(Self::F16),
+            "q8" | "q8_0" => Ok(Self::Q8),
+            "q4" | "q4_0" | "q4_1" => Ok(Self::Q4),
+            _ => Err(Error::Unsupported(format!(
+                "cache type `{s}` (choose f16, q8 or q4)"
+            ))),
+        }
+    }
+
+    /// The name used on the command line and in shader names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::F16 => "f16",
+            Self::Q8 => "q8",
+            Self::Q4 => "q4",
+        }
+    }
+
+    pub fn is_quantized(self) -> bool {
+        self != Self::F16
+    }
+
+    /// `u32` words of one block of [`BLOCK`] values (metadata included).
+    pub fn words_per_block(self) -> u32 {
+        match self {
+            Self::F16 => BLOCK / 2,
+            Self::Q8 => 1 + BLOCK / 4,
+            Self::Q4 => 1 + BLOCK / 8,
+        }
+    }
+
+    /// `u32` words of one head of `head_dim` values.
+    pub fn words_per_head(self, head_dim: u32) -> u32 {
+        head_dim / BLOCK * self.words_per_block()
+    }
+
+    /// Bits per stored value, metadata included.
+    pub fn bits_per_value(self) -> f64 {
+        f64::from(self.words_per_block() * 32) / f64::from(BLOCK)
+    }
+}
+
+impl std::fmt::Display for KvType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How a session's KV cache is stored and bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvConfig {
+    pub k_type: KvType,
+    pub v_type: KvType,
+    /// First positions kept forever (attention sinks).
+    pub sinks: u32,
+    /// Newest positions each query sees (its own included), beyond the sinks.
+    pub window: u32,
+    /// Newest positions also kept in f16 when a type is quantized.
+    pub recent: u32,
+    /// Rotate K, V (and q, and the output back) with a Hadamard transform per head before
+    /// quantizing, which spreads outlier channels over the whole head.
+    pub rotate: bool,
+}
+
+impl KvConfig {
+    /// Sinks StreamingLLM found enough.
+    pub const DEFAULT_SINKS: u32 = 4;
+    /// Newest tokens kept in f16 beside a quantized ring.
+    pub const DEFAULT_RECENT: u32 = 32;
+
+    /// The default cache (q4 K and V, rotated, 4 sinks, 32 recent in f16) over `window`.
+    pub fn quantized(window: u32) -> Self {
+        Self {
+            k_type: KvType::Q4,
+            v_type: KvType::Q4,
+            sinks: Self::DEFAULT_SINKS,
+            window,
+            recent: Self::DEFAULT_RECENT,
+            rotate: true,
+        }
+    }
+
+    /// A plain f16 cache over `window` (with the default sinks).
+    pub fn f16(window: u32) -> Self {
+        Self {
+            k_type: KvType::F16,
+            v_type: KvType::F16,
+            rotate: false,
+            recent: 0,
+            ..Self::quantized(window)
+        }
+    }
+
+    /// Whether any part of the cache is quantized (and so rotated when `rotate`).
+    pub fn rotates(&self) -> bool {
+        self.rotate && (self.k_type.is_quantized() || self.v_type.is_quantized())
+    }
+
+    /// Positions a query can see: sinks plus window.
+    pub fn span(&self) -> u64 {
+        u64::from(self.sinks) + u64::from(self.window)
+    }
+}
+
+/// The head shape of one layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadShape {
+    pub n_kv_heads: u32,
+    pub head_dim: u32,
+    pub head_dim_v: u32,
+}
+
+impl HeadShape {
+    /// Refuses shapes the cache cannot store: head widths must be multiples of [`BLOCK`].
+    pub fn check(&self) -> Result<()> {
+        if self.n_kv_heads == 0
+            || self.head_dim == 0
+            || self.head_dim_v == 0
+            || self.head_dim % BLOCK != 0
+            || self.head_dim_v % BLOCK != 0
+        {
+            return Err(Error::Unsupported(format!(
+                "kv cache: heads of {} x {}/{} values (widths must be nonzero multiples of {BLOCK})",
+                self.n_kv_heads, self.head_dim, self.head_dim_v
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// One region of a K or V buffer: `slots` positions, `words` u32 per position (all heads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    /// First word of the region in the buffer.
+    pub offset: u32,
+    pub slots: u32,
+    /// Words per slot (all kv heads).
+    pub words: u32,
+}
+
+impl Region {
+    fn end(&self) -> u64 {
+        u64::from(self.offset) + u64::from(self.slots) * u64::from(self.words)
+    }
+}
+
+/// Where one of K or V keeps its positions (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SideLayout {
+    pub ty: KvType,
+    pub head_dim: u32,
+    pub sinks: Region,
+    pub recent: Region,
+    pub ring: Region,
+}
+
+impl SideLayout {
+    fn new(ty: KvType, n_kv_heads: u32, head_dim: u32, l: &LayerPolicy) -> Result<Self> {
+        let f16_words = n_kv_heads * KvType::F16.words_per_head(head_dim);
+        let ring_words = n_kv_heads * ty.words_per_head(head_dim);
+        let recent_slots = if ty.is_quantized() { l.recent } else { 0 };
+        let sinks = Region {
+            offset: 0,
+            slots: l.sinks,
+            words: f16_words,
+        };
+        let recent = Region {
+            offset: u32::try_from(sinks.end()).map_err(|_| too_big())?,
+            slots: recent_slots,
+            words: f16_words,
+        };
+        let ring = Region {
+            offset: u32::try_from(recent.end()).map_err(|_| too_big())?,
+            slots: l.ring_slots,
+            words: ring_words,
+        };
+        let layout = Self {
+            ty,
+            head_dim,
+            sinks,
+            recent,
+            ring,
+        };
+        // Word indices in the shaders are u32.
+        u32::try_from(layout.words()).map_err(|_| too_big())?;
+        Ok(layout)
+    }
+
+    /// Words of the whole buffer.
+    pub fn words(&self) -> u64 {
+        self.ring.end()
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.words() * 4
+    }
+}
+
+fn too_big() -> Error {
+    Error::Unsupported("kv cache: one layer's cache would exceed 16 GiB".into())
+}
+
+/// The bounds of one layer: its sinks, window and ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerPolicy {
+    pub sinks: u32,
+    pub window: u32,
+    pub recent: u32,
+    /// Ring slots: `window + batch - 1`.
+    pub ring_slots: u32,
+}
+
+/// One layer's K and V buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerLayout {
+    pub policy: LayerPolicy,
+    pub shape: HeadShape,
+    pub k: SideLayout,
+    pub v: SideLayout,
+}
+
+impl LayerLayout {
+    /// The layout of a layer under `config`, for batches of up to `batch` tokens. A layer with
+    /// its own sliding window (`native_window`, Gemma's local layers) keeps that window and no
+    /// sinks; the others take the configured sinks and window.
+    pub fn new(
+        config: &KvConfig,
+        shape: HeadShape,
+        native_window: Option<u32>,
+        batch: u32,
+    ) -> Result<Self> {
+        shape.check()?;
+        if config.window == 0 {
+            return Err(Error::Unsupported("a window of 0 tokens".into()));
+        }
+        if batch == 0 {
+            return Err(Error::Unsupported("a batch of 0 tokens".into()));
+        }
+        let (sinks, window) = match native_window {
+            Some(w) => (0, w.min(config.window.saturating_add(config.sinks)).max(1)),
+            None => (config.sinks, config.window),
+        };
+        let ring_slots = window
+            .checked_add(batch - 1)
+            .ok_or_else(too_big)?;
+        let policy = LayerPolicy {
+            sinks,
+            window,
+            recent: config.recent,
+            ring_slots,
+        };
+        Ok(Self {
+            policy,
+            shape,
+            k: SideLayout::new(config.k_type, shape.n_kv_heads, shape.head_dim, &policy)?,
+            v: SideLayout::new(config.v_type, shape.n_kv_heads, shape.head_dim_v, &policy)?,
+        })
+    }
+
+    /// Bytes of the layer's K and V buffers.
+    pub fn bytes(&self) -> u64 {
+        self.k.bytes() + self.v.bytes()
+    }
+
+    /// Ring bytes one position costs in this layer (K and V).
+    pub fn ring_bytes_per_token(&self) -> u64 {
+        u64::from(self.k.ring.words + self.v.ring.words) * 4
+    }
+
+    /// First position a query at `p` sees in its window (sinks aside).
+    pub fn window_lo(&self, p: u32) -> u32 {
+        let lo = (p + 1).saturating_sub(self.policy.window);
+        lo.max(self.policy.sinks.min(p + 1))
+    }
+
+    /// The position RoPE gives a query at `p` when it attends to the sinks: its position
+    /// counted inside the cache (sinks, then the window), so a sink is never farther than
+    /// `sinks + window - 1` positions away however long the sequence runs.
+    pub fn sink_query_pos(&self, p: u32) -> u32 {
+        p.min((self.policy.sinks + self.policy.window).saturating_sub(1))
+    }
+}
+
+/// Ring bytes one token costs across all layers for a cache of `ty` K and V: what the
+/// `kv_bytes_per_token` of `voyager info` reports.
+pub fn bytes_per_token(ty_k: KvType, ty_v: KvType, shapes: &[HeadShape]) -> u64 {
+    shapes
+        .iter()
+        .map(|s| {
+            u64::from(s.n_kv_heads)
+                * u64::from(ty_k.words_per_head(s.head_dim) + ty_v.words_per_head(s.head_dim_v))
+                * 4
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHAPE: HeadShape = HeadShape {
+        n_kv_heads: 3,
+        head_dim: 64,
+        head_dim_v: 64,
+    };
+
+    #[test]
+    fn smollm2_bytes_per_token_match_the_guide() {
+        let shapes = [SHAPE; 30];
+        assert_eq!(bytes_per_token(KvType::F16, KvType::F16, &shapes), 23_040);
+        assert_eq!(bytes_per_token(KvType::Q8, KvType::Q8, &shapes), 12_960);
+        assert_eq!(bytes_per_token(KvType::Q4, KvType::Q4, &shapes), 7_200);
+    }
+
+    #[test]
+    fn regions_follow_each_other() {
+        let cfg = KvConfig::quantized(100);
+        let l = LayerLayout::new(&cfg, SHAPE, None, 8).unwrap();
+        assert_eq!(l.k.sinks.offset, 0);
+        assert_eq!(l.k.recent.offset, 4 * 96);
+        assert_eq!(l.k.ring.offset, (4 + 32) * 96);
+        assert_eq!(l.k.ring.slots, 107);
+        assert_eq!(l.k.ring.words, 3 * 10);
+        let f = LayerLayout::new(&KvConfig::f16(100), SHAPE, None, 8).unwrap();
+        assert_eq!(f.k.recent.slots, 0);
+    }
+
+    #[test]
+    fn native_windows_keep_their_size_and_take_no_sinks() {
+        let cfg = KvConfig::quantized(4096);
+        let l = LayerLayout::new(&cfg, SHAPE, Some(512), 32).unwrap();
+        assert_eq!((l.policy.sinks, l.policy.window), (0, 512));
+        let small = KvConfig::quantized(100);
+        let l = LayerLayout::new(&small, SHAPE, Some(512), 32).unwrap();
+        assert_eq!(l.policy.window, 104);
+    }
+
+    #[test]
+    fn window_and_sink_positions() {
+        let cfg = KvConfig {
+            window: 10,
+            ..KvConfig::f16(10)
+        };
+        let l = LayerLayout::new(&cfg, SHAPE, None, 1).unwrap();
+        assert_eq!(l.window_lo(0), 0);
+        assert_eq!(l.window_lo(2), 3.min(3)); // before the sinks fill, lo is past p's sinks
+        assert_eq!(l.window_lo(13), 4);
+        assert_eq!(l.window_lo(20), 11);
+        assert_eq!(l.sink_query_pos(5), 5);
+        assert_eq!(l.sink_query_pos(13), 13);
+        assert_eq!(l.sink_query_pos(1000), 13);
+    }
+
+    #[test]
+    fn odd_heads_and_bad_types_are_refused() {
+        let bad = HeadShape {
+            head_dim: 48,
+            ..SHAPE
+        };
+        assert!(LayerLayout::new(&KvConfig::f16(8), bad, None, 1).is_err());
+        assert!(KvType::parse("q3").is_err());
+        assert_eq!(KvType::parse("Q4_0").unwrap(), KvType::Q4);
+    }
+}
