@@ -1,21 +1,16 @@
-// Appends a batch's keys and values to one layer's f16 KV cache.
+// Writes a batch's keys and values into one layer's KV cache (layout: kv/layout.wgsl),
+// quantizing them on the way (formats: runtime/src/kv/quant.rs).
 //
-// k_src: [n_tokens, n_kv_heads * head_dim] f32 (already roped), v_src: [n_tokens,
-// n_kv_heads * head_dim_v] f32. The cache holds K [capacity, n_kv_heads, head_dim] and V
-// [capacity, n_kv_heads, head_dim_v] as f16 pairs packed in u32 (pack2x16float: element 2w
-// in the low half, 2w + 1 in the high half), so a cache row is k_row = n_kv_heads *
-// head_dim / 2 words. Token t goes to slot step.pos + t; slots >= capacity are dropped (the
-// host refuses such steps).
-//
-// One thread per (token, word) over max(k_row, v_row) words a token; 2-D grid, flat index
-// gid.y * (num_workgroups.x * 256) + gid.x, bound-checked.
+// k_src: [n_tokens, n_kv_heads * head_dim] f32 (roped, and rotated when the cache rotates),
+// v_src: [n_tokens, n_kv_heads * head_dim_v] f32. Token t is position j = step.pos + t;
+// after the write the cache holds step.n_kv positions.
+//   j < sinks: the block goes to the sink region in f16;
+//   otherwise to the ring slot in the side's type, and also to the recent region in f16
+//   when j + recent >= n_kv.
+// One thread per (token, block of 32 values) over K's blocks then V's; flat index
+// gid.y * (num_workgroups.x * 64) + gid.x.
 
-struct Params {
-    k_row: u32,
-    v_row: u32,
-    capacity: u32,
-    _pad: u32,
-}
+//!include "kv/layout.wgsl"
 
 struct Step {
     n_tokens: u32,
@@ -24,35 +19,117 @@ struct Step {
     _pad: u32,
 }
 
-@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(0) var<uniform> lay: KvLayout;
 @group(0) @binding(1) var<uniform> step: Step;
 @group(0) @binding(2) var<storage, read> k_src: array<f32>;
 @group(0) @binding(3) var<storage, read> v_src: array<f32>;
-@group(0) @binding(4) var<storage, read_write> k_cache: array<u32>;
-@group(0) @binding(5) var<storage, read_write> v_cache: array<u32>;
+@group(0) @binding(4) var<storage, read_write> cache: array<u32>;
 
-@compute @workgroup_size(256, 1, 1)
+var<private> vals: array<f32, 32>;
+
+fn write_f16(base: u32) {
+    for (var w = 0u; w < 16u; w++) {
+        cache[base + w] = pack2x16float(vec2<f32>(vals[2u * w], vals[2u * w + 1u]));
+    }
+}
+
+fn write_q8(base: u32) {
+    var amax = 0.0;
+    for (var i = 0u; i < 32u; i++) {
+        amax = max(amax, abs(vals[i]));
+    }
+    let d = unpack2x16float(pack2x16float(vec2<f32>(amax / 127.0, 0.0))).x;
+    var inv = 0.0;
+    if (d > 0.0) {
+        inv = 1.0 / d;
+    }
+    cache[base] = pack2x16float(vec2<f32>(d, 0.0));
+    for (var w = 0u; w < 8u; w++) {
+        var word = 0u;
+        for (var b = 0u; b < 4u; b++) {
+            let q = i32(clamp(round(vals[4u * w + b] * inv), -127.0, 127.0));
+            word |= (bitcast<u32>(q) & 255u) << (8u * b);
+        }
+        cache[base + 1u + w] = word;
+    }
+}
+
+fn write_q4(base: u32) {
+    var lo = vals[0];
+    var hi = vals[0];
+    for (var i = 1u; i < 32u; i++) {
+        lo = min(lo, vals[i]);
+        hi = max(hi, vals[i]);
+    }
+    let dm = unpack2x16float(pack2x16float(vec2<f32>((hi - lo) / 15.0, lo)));
+    var inv = 0.0;
+    if (dm.x > 0.0) {
+        inv = 1.0 / dm.x;
+    }
+    cache[base] = pack2x16float(dm);
+    for (var w = 0u; w < 4u; w++) {
+        var word = 0u;
+        for (var n = 0u; n < 8u; n++) {
+            let q = u32(clamp(round((vals[8u * w + n] - dm.y) * inv), 0.0, 15.0));
+            word |= q << (4u * n);
+        }
+        cache[base + 1u + w] = word;
+    }
+}
+
+fn write_block(ty: u32, base: u32) {
+    if (ty == KV_Q8) {
+        write_q8(base);
+    } else if (ty == KV_Q4) {
+        write_q4(base);
+    } else {
+        write_f16(base);
+    }
+}
+
+@compute @workgroup_size(64, 1, 1)
 fn kv_write(
     @builtin(global_invocation_id) gid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-    let row = max(params.k_row, params.v_row);
-    let idx = gid.y * (nwg.x * 256u) + gid.x;
-    let t = idx / row;
-    let w = idx % row;
+    let k_blocks = lay.n_kv_heads * (lay.k.head_dim / 32u);
+    let v_blocks = lay.n_kv_heads * (lay.v.head_dim / 32u);
+    let per_token = k_blocks + v_blocks;
+    let idx = gid.y * (nwg.x * 64u) + gid.x;
+    let t = idx / per_token;
     if (t >= step.n_tokens) {
         return;
     }
-    let slot = step.pos + t;
-    if (slot >= params.capacity) {
+    var b = idx % per_token;
+    let is_k = b < k_blocks;
+    var s = lay.k;
+    if (!is_k) {
+        s = lay.v;
+        b -= k_blocks;
+    }
+    let blocks_per_head = s.head_dim / 32u;
+    let head = b / blocks_per_head;
+    let blk = b % blocks_per_head;
+    let src = (t * lay.n_kv_heads + head) * s.head_dim + blk * 32u;
+    for (var i = 0u; i < 32u; i++) {
+        if (is_k) {
+            vals[i] = k_src[src + i];
+        } else {
+            vals[i] = v_src[src + i];
+        }
+    }
+    let j = step.pos + t;
+    let f16_head = s.head_dim / 2u;
+    if (j < lay.sinks) {
+        write_f16(s.sink_off + (j * lay.n_kv_heads + head) * f16_head + blk * 16u);
         return;
     }
-    if (w < params.k_row) {
-        let s = 2u * (t * params.k_row + w);
-        k_cache[slot * params.k_row + w] = pack2x16float(vec2<f32>(k_src[s], k_src[s + 1u]));
-    }
-    if (w < params.v_row) {
-        let s = 2u * (t * params.v_row + w);
-        v_cache[slot * params.v_row + w] = pack2x16float(vec2<f32>(v_src[s], v_src[s + 1u]));
+    let slot = (j - lay.sinks) % lay.ring_slots;
+    let ring = s.ring_off + (slot * lay.n_kv_heads + head) * s.ring_head_words
+        + blk * kv_block_words(s.ty);
+    write_block(s.ty, ring);
+    if (j + s.recent >= step.n_kv) {
+        let r = j % s.recent;
+        write_f16(s.recent_off + (r * lay.n_kv_heads + head) * f16_head + blk * 16u);
     }
 }

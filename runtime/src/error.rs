@@ -26,6 +26,9 @@ pub enum Error {
     Template(String),
     #[error("GPU: {0}")]
     Gpu(String),
+    /// A memory budget that cannot be met, or a size that cannot be read.
+    #[error("memory budget: {0}")]
+    Budget(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

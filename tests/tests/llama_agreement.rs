@@ -18,10 +18,10 @@
 
 use serde_json::Value;
 use voyager_e2e::{fixture_path, model_path};
-use voyager_runtime::kv::KvType;
 use voyager_runtime::engine::perplexity::{evaluate, windows};
 use voyager_runtime::engine::sampling::SamplingParams;
 use voyager_runtime::engine::{Engine, EngineOptions, GenerateOptions, Prompt};
+use voyager_runtime::kv::KvType;
 
 const NEAR_TIE: f64 = 0.05;
 const STEPS: usize = 16;

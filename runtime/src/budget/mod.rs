@@ -44,5 +44,7 @@ impl Plan {
 /// that would.
 pub fn plan(model: &Model, options: &EngineOptions) -> Result<Plan> {
     let _ = (model, options);
-    Err(Error::Unsupported("memory planning is not wired yet".into()))
+    Err(Error::Unsupported(
+        "memory planning is not wired yet".into(),
+    ))
 }

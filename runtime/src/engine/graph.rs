@@ -6,10 +6,11 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::gpu::kernels::attention::AttentionParams;
 use crate::gpu::kernels::ffn_act::Activation;
-use crate::gpu::kernels::kv_cache::{KvLayerCache, KvShape};
+use crate::gpu::kernels::kv_cache::KvLayerCache;
 use crate::gpu::kernels::rope::RopeParams;
 use crate::gpu::kernels::step::{create_step_buffer, write_step, Step};
 use crate::gpu::GpuBuffer;
+use crate::kv::{HeadShape, LayerLayout};
 use crate::model::ModelConfig;
 
 /// What an op needs to know about the step being recorded.
@@ -65,6 +66,8 @@ pub(crate) struct Scratch {
     pub h: GpuBuffer,
     /// Query, key, value projections and (where q/k are normalized) their raw form.
     pub q: GpuBuffer,
+    /// The query roped at its position inside the cache, for the attention sinks.
+    pub q_sink: GpuBuffer,
     pub k: GpuBuffer,
     pub v: GpuBuffer,
     pub q_raw: GpuBuffer,
@@ -107,6 +110,7 @@ impl Scratch {
             x2: buf("x2", cfg.n_embd)?,
             h: buf("h", cfg.n_embd)?,
             q: buf("q", q_width)?,
+            q_sink: buf("q sink", q_width)?,
             k: buf("k", k_width)?,
             v: buf("v", v_width)?,
             q_raw: buf("q raw", q_width)?,
@@ -140,7 +144,8 @@ struct HeadAll<'e> {
 pub(crate) struct Graph<'e> {
     engine: &'e Engine,
     pub scratch: Scratch,
-    pub kv: Vec<KvLayerCache>,
+    /// The layers' caches, which `body` is bound to.
+    _kv: Vec<KvLayerCache>,
     /// Embedding and every layer; leaves the residual stream in `scratch.x`.
     body: Vec<Op<'e>>,
     /// Final norm and logits of the last row, through `step_one`.
@@ -162,14 +167,9 @@ impl<'e> Graph<'e> {
         let cfg = &engine.model.config;
         let max_tokens = engine.batch_size() as u32;
         let scratch = Scratch::new(engine, max_tokens)?;
-        let shape = KvShape {
-            n_kv_heads: cfg.n_kv_heads as u32,
-            head_dim: cfg.head_dim as u32,
-            head_dim_v: cfg.head_dim_v as u32,
-        };
-        let capacity = engine.context_size() as u32;
-        let kv = (0..cfg.n_layers)
-            .map(|_| KvLayerCache::new(&engine.gpu, shape, capacity))
+        let kv = layer_layouts(engine)?
+            .into_iter()
+            .map(|layout| KvLayerCache::new(&engine.gpu, layout))
             .collect::<Result<Vec<_>>>()?;
         let body = crate::arch::build(engine, &scratch, &kv)?;
         let b = Builder::new(engine, &scratch.step_one, 1);
@@ -184,7 +184,7 @@ impl<'e> Graph<'e> {
         Ok(Self {
             engine,
             scratch,
-            kv,
+            _kv: kv,
             body,
             head_last,
             head_all: None,
@@ -233,11 +233,9 @@ impl<'e> Graph<'e> {
                 self.scratch.max_tokens
             )));
         }
-        let capacity = self.kv[0].capacity;
-        if pos + n > capacity {
-            return Err(Error::Gpu(format!(
-                "positions {pos}..{} exceed the context of {capacity} tokens",
-                pos + n
+        if pos.checked_add(n).is_none_or(|end| end == u32::MAX) {
+            return Err(Error::Unsupported(format!(
+                "position {pos} is past the last one a session can reach"
             )));
         }
         if which == Logits::All {
@@ -289,6 +287,38 @@ impl<'e> Graph<'e> {
             &ctx.map_read_prefix(staging, bytes)?,
         ))
     }
+}
+
+/// The KV layout of every layer of `engine`'s sessions: the engine's cache configuration,
+/// with the model's own window on its sliding-window layers.
+pub(crate) fn layer_layouts(engine: &Engine) -> Result<Vec<LayerLayout>> {
+    layouts_for(
+        &engine.model.config,
+        engine.kv_config(),
+        engine.batch_size() as u32,
+    )
+}
+
+/// [`layer_layouts`] from a configuration, for the memory plan.
+pub(crate) fn layouts_for(
+    cfg: &ModelConfig,
+    kv: &crate::kv::KvConfig,
+    batch: u32,
+) -> Result<Vec<LayerLayout>> {
+    let shape = HeadShape {
+        n_kv_heads: cfg.n_kv_heads as u32,
+        head_dim: cfg.head_dim as u32,
+        head_dim_v: cfg.head_dim_v as u32,
+    };
+    (0..cfg.n_layers)
+        .map(|l| {
+            let native = match cfg.sliding_window {
+                Some(w) if cfg.layer_is_sliding[l] => Some(w as u32),
+                _ => None,
+            };
+            LayerLayout::new(kv, shape, native, batch)
+        })
+        .collect()
 }
 
 fn record(
@@ -438,31 +468,114 @@ impl<'a, 'e> Builder<'a, 'e> {
         }))
     }
 
-    /// Rotates `x` (`n_heads` heads per token) in place for layer `layer`'s RoPE base.
-    pub fn rope(&self, x: &GpuBuffer, n_heads: usize, layer: usize) -> Result<Op<'e>> {
+    fn rope_params(&self, n_heads: usize, layer: usize, max_pos: u32) -> RopeParams {
         let cfg = self.config();
-        let k = &self.e.kernels.rope;
         let base = if cfg.layer_is_sliding[layer] {
             cfg.rope_freq_base_swa
         } else {
             cfg.rope_freq_base
         };
-        let params = RopeParams {
+        RopeParams {
             n_heads: n_heads as u32,
             head_dim: cfg.head_dim as u32,
             rope_dim: cfg.rope_dim as u32,
             base,
             freq_scale: 1.0 / cfg.rope_scale,
             layout: cfg.rope_layout,
-        };
+            max_pos,
+        }
+    }
+
+    /// Rotates `x` (`n_heads` heads per token) in place for layer `layer`'s RoPE base.
+    pub fn rope(&self, x: &GpuBuffer, n_heads: usize, layer: usize) -> Result<Op<'e>> {
+        let k = &self.e.kernels.rope;
+        let params = self.rope_params(n_heads, layer, u32::MAX);
         let b = k.bind(&self.e.gpu, self.step, x, &params, self.max_tokens)?;
         Ok(Op::new("rope", move |pass, s| {
             k.encode(pass, &b, s.n_tokens)
         }))
     }
 
+    /// Ropes the query `q` in place and, when the layer's cache keeps sinks, first ropes it
+    /// into `q_sink` at its position inside the cache: sinks are never farther than the
+    /// window from a query, however long the sequence (StreamingLLM's positions).
+    pub fn rope_query(
+        &self,
+        q: &GpuBuffer,
+        q_sink: &GpuBuffer,
+        cache: &KvLayerCache,
+        layer: usize,
+    ) -> Result<Vec<Op<'e>>> {
+        let n_heads = self.config().n_heads;
+        let mut ops = Vec::new();
+        let l = &cache.layout;
+        if l.policy.sinks > 0 {
+            let k = &self.e.kernels.rope;
+            let cap = l.sink_query_pos(u32::MAX);
+            let params = self.rope_params(n_heads, layer, cap);
+            let b = k.bind_from(&self.e.gpu, self.step, q, q_sink, &params, self.max_tokens)?;
+            ops.push(Op::new("rope", move |pass, s| {
+                k.encode(pass, &b, s.n_tokens)
+            }));
+        }
+        ops.push(self.rope(q, n_heads, layer)?);
+        Ok(ops)
+    }
+
+    /// Rotates `x` (`rows` heads of `width` per token) with the Hadamard transform in place.
+    fn hadamard(&self, x: &GpuBuffer, width: usize, rows: usize) -> Result<Op<'e>> {
+        let k = &self.e.kernels.hadamard;
+        let b = k.bind(
+            &self.e.gpu,
+            self.step,
+            x,
+            width as u32,
+            rows as u32,
+            self.max_tokens,
+        )?;
+        Ok(Op::new("hadamard", move |pass, s| {
+            k.encode(pass, &b, s.n_tokens)
+        }))
+    }
+
+    /// Attention through the layer's cache: stores the step's keys `k` and values `v`
+    /// (quantizing them as the cache's types say), then attends with the roped query `q`
+    /// (and `q_sink` for the sinks) into `out`. When the cache rotates, q, k and v are
+    /// Hadamard-rotated first and `out` is rotated back.
+    #[allow(clippy::too_many_arguments)]
+    pub fn cached_attention(
+        &self,
+        q: &GpuBuffer,
+        q_sink: &GpuBuffer,
+        k_buf: &GpuBuffer,
+        v_buf: &GpuBuffer,
+        cache: &KvLayerCache,
+        out: &GpuBuffer,
+        scale: f32,
+    ) -> Result<Vec<Op<'e>>> {
+        let cfg = self.config();
+        let sinks = cache.layout.policy.sinks > 0;
+        let q_sink = if sinks { q_sink } else { q };
+        let rotate = self.e.kv_config().rotates();
+        let mut ops = Vec::new();
+        if rotate {
+            ops.push(self.hadamard(q, cfg.head_dim, cfg.n_heads)?);
+            if sinks {
+                ops.push(self.hadamard(q_sink, cfg.head_dim, cfg.n_heads)?);
+            }
+            ops.push(self.hadamard(k_buf, cfg.head_dim, cfg.n_kv_heads)?);
+            ops.push(self.hadamard(v_buf, cfg.head_dim_v, cfg.n_kv_heads)?);
+        }
+        ops.push(self.kv_write(k_buf, v_buf, cache)?);
+        ops.push(self.attention(q, q_sink, cache, out, scale)?);
+        if rotate {
+            ops.push(self.hadamard(out, cfg.head_dim_v, cfg.n_heads)?);
+        }
+        Ok(ops)
+    }
+
     /// Writes the step's keys and values into the layer's cache.
-    pub fn kv_write(
+    fn kv_write(
         &self,
         k_buf: &GpuBuffer,
         v_buf: &GpuBuffer,
@@ -475,35 +588,22 @@ impl<'a, 'e> Builder<'a, 'e> {
         }))
     }
 
-    /// `out = softmax(q k^T * scale) v` over the layer's cache, causal, within the layer's
-    /// sliding window when it has one.
-    pub fn attention(
+    /// `out = softmax(q k^T * scale) v` over the layer's cache: its sinks and its window.
+    fn attention(
         &self,
         q: &GpuBuffer,
+        q_sink: &GpuBuffer,
         cache: &KvLayerCache,
         out: &GpuBuffer,
-        layer: usize,
         scale: f32,
     ) -> Result<Op<'e>> {
-        let cfg = self.config();
         let k = &self.e.kernels.attention;
-        let window = match cfg.sliding_window {
-            Some(w) if cfg.layer_is_sliding[layer] => w as u32,
-            _ => 0,
-        };
-        let params = AttentionParams {
-            n_heads: cfg.n_heads as u32,
-            n_kv_heads: cfg.n_kv_heads as u32,
-            head_dim: cfg.head_dim as u32,
-            head_dim_v: cfg.head_dim_v as u32,
-            window,
-            scale,
-            softcap: 0.0,
-        };
+        let params = attention_params(self.config(), scale);
         let b = k.bind(
             &self.e.gpu,
             self.step,
             q,
+            q_sink,
             cache,
             out,
             &params,
@@ -555,5 +655,17 @@ impl<'a, 'e> Builder<'a, 'e> {
         Ok(Op::new("add", move |pass, s| {
             k.encode(pass, &b, s.n_tokens)
         }))
+    }
+}
+
+/// The attention parameters of a model (the cache layout gives the window).
+pub(crate) fn attention_params(cfg: &ModelConfig, scale: f32) -> AttentionParams {
+    AttentionParams {
+        n_heads: cfg.n_heads as u32,
+        n_kv_heads: cfg.n_kv_heads as u32,
+        head_dim: cfg.head_dim as u32,
+        head_dim_v: cfg.head_dim_v as u32,
+        scale,
+        softcap: 0.0,
     }
 }

@@ -3,6 +3,7 @@
 use crate::gpu::kernels::attention::AttentionKernel;
 use crate::gpu::kernels::embedding::EmbeddingKernel;
 use crate::gpu::kernels::ffn_act::FfnActKernel;
+use crate::gpu::kernels::hadamard::HadamardKernel;
 use crate::gpu::kernels::kv_cache::KvWriteKernel;
 use crate::gpu::kernels::matmul::MatmulKernel;
 use crate::gpu::kernels::rms_norm::RmsNormKernel;
@@ -19,6 +20,7 @@ pub(crate) struct Kernels {
     pub kv_write: KvWriteKernel,
     pub attention: AttentionKernel,
     pub ffn_act: FfnActKernel,
+    pub hadamard: HadamardKernel,
     pub add: AddKernel,
 }
 
@@ -32,6 +34,7 @@ impl Kernels {
             kv_write: KvWriteKernel::new(ctx)?,
             attention: AttentionKernel::new(ctx)?,
             ffn_act: FfnActKernel::new(ctx)?,
+            hadamard: HadamardKernel::new(ctx)?,
             add: AddKernel::new(ctx),
         })
     }

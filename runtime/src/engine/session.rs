@@ -54,8 +54,6 @@ pub enum StopReason {
     TokenLimit,
     /// The cancel flag was set.
     Cancelled,
-    /// The context is full.
-    ContextFull,
 }
 
 /// The result of [`Session::generate`].
@@ -130,7 +128,7 @@ impl<'e> Session<'e> {
         self.history.clear();
     }
 
-    /// Context size in tokens.
+    /// Positions a query sees (sinks + window); older ones slide out of the cache.
     pub fn context_size(&self) -> usize {
         self.engine.context_size()
     }
@@ -207,21 +205,20 @@ impl<'e> Session<'e> {
         if prompt_tokens.is_empty() {
             return Err(Error::Tokenizer("the prompt is empty".into()));
         }
-        if prompt_tokens.len() >= self.context_size() {
+        // A longer prompt would run, but its start would have slid out of the window before
+        // the reply begins: refuse it rather than answer a prompt the model cannot see.
+        let fresh = prompt_tokens.len() - self.common_prefix(&prompt_tokens);
+        if fresh > self.context_size() {
             return Err(Error::Unsupported(format!(
-                "the prompt has {} tokens; the context holds {}",
-                prompt_tokens.len(),
+                "the prompt has {fresh} new tokens; the model sees {} at a time (sinks + window): \
+                 raise --window or --mem-budget, or shorten the prompt",
                 self.context_size()
             )));
         }
         // Reuse the cached prefix; always evaluate at least the prompt's last token, whose
         // logits start the reply.
         let common = self
-            .history
-            .iter()
-            .zip(&prompt_tokens)
-            .take_while(|(a, b)| a == b)
-            .count()
+            .common_prefix(&prompt_tokens)
             .min(prompt_tokens.len() - 1);
         self.history.truncate(common);
         let new = &prompt_tokens[common..];
@@ -257,9 +254,6 @@ impl<'e> Session<'e> {
                 text.push_str(&piece);
                 on_text(&piece);
             }
-            if self.history.len() + 1 > self.context_size() {
-                break StopReason::ContextFull;
-            }
             logits = self.feed(&[next])?;
         };
         let rest = decoder.finish();
@@ -278,13 +272,21 @@ impl<'e> Session<'e> {
         })
     }
 
+    /// Tokens of `prompt` already in the cache, in order from the start.
+    fn common_prefix(&self, prompt: &[u32]) -> usize {
+        self.history
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count()
+    }
+
+    /// Positions are `u32`: refuses a sequence that would run past them. The cache itself is
+    /// a sliding window, so any length below that fits.
     fn check_room(&self, n: usize) -> Result<()> {
-        if self.history.len() + n > self.context_size() {
+        if self.history.len() + n >= u32::MAX as usize {
             return Err(Error::Unsupported(format!(
-                "{} tokens do not fit: {} of the {}-token context are in use",
-                n,
-                self.history.len(),
-                self.context_size()
+                "{n} more tokens would run past the longest sequence a session can hold"
             )));
         }
         Ok(())

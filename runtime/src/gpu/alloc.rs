@@ -3,19 +3,40 @@
 //! [`GpuContext::create_buffer`](super::GpuContext::create_buffer) hands out [`GpuBuffer`]s,
 //! each carrying an [`Allocation`] ticket from the context's [`Allocator`]. Creating a buffer
 //! adds its size to the live total (and raises the peak); dropping the `GpuBuffer` subtracts it.
-//! This is the seed of the memory budget: the allocator knows how many bytes the runtime holds
-//! on the device right now and at most so far.
+//! The allocator knows how many bytes the runtime holds on the device right now and at most so
+//! far, and can enforce a limit (the memory budget): with [`Allocator::set_limit`], every
+//! [`Allocator::try_track`] that would take the live total past the limit is refused before
+//! the buffer is created, so the peak never exceeds the limit, even with several threads
+//! allocating at once.
 
 use std::fmt;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-#[derive(Debug, Default)]
+use crate::{Error, Result};
+
+/// The stored limit meaning "no limit".
+const NO_LIMIT: u64 = u64::MAX;
+
+#[derive(Debug)]
 struct Counters {
     live_bytes: AtomicU64,
     peak_bytes: AtomicU64,
     live_buffers: AtomicU64,
+    /// Most live bytes allowed; [`NO_LIMIT`] when unlimited.
+    limit: AtomicU64,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            live_bytes: AtomicU64::new(0),
+            peak_bytes: AtomicU64::new(0),
+            live_buffers: AtomicU64::new(0),
+            limit: AtomicU64::new(NO_LIMIT),
+        }
+    }
 }
 
 /// A snapshot of the allocator's counters.
@@ -57,7 +78,8 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
-/// Counts live and peak bytes. Cheap to clone: clones share the same counters.
+/// Counts live and peak bytes, within an optional limit. Cheap to clone: clones share the same
+/// counters and limit.
 #[derive(Debug, Clone, Default)]
 pub struct Allocator {
     counters: Arc<Counters>,
@@ -68,10 +90,67 @@ impl Allocator {
         Self::default()
     }
 
-    /// Records `size` bytes as live until the returned ticket is dropped.
+    /// Sets the most bytes that may be live at once (`None`: no limit). A limit below the live
+    /// total frees nothing: it refuses every allocation until enough is dropped.
+    pub fn set_limit(&self, limit: Option<u64>) {
+        self.counters
+            .limit
+            .store(limit.unwrap_or(NO_LIMIT), Ordering::Relaxed);
+    }
+
+    /// The limit, if one is set.
+    pub fn limit(&self) -> Option<u64> {
+        match self.counters.limit.load(Ordering::Relaxed) {
+            NO_LIMIT => None,
+            limit => Some(limit),
+        }
+    }
+
+    /// Records `size` bytes as live until the returned ticket is dropped, ignoring the limit.
+    /// Buffers go through [`Allocator::try_track`]; this is for counting what exists anyway.
     pub fn track(&self, size: u64) -> Allocation {
         let c = &self.counters;
         let live = c.live_bytes.fetch_add(size, Ordering::Relaxed) + size;
+        self.ticket(live, size)
+    }
+
+    /// Records `size` bytes as live if that keeps the live total within the limit, else
+    /// refuses with [`Error::Budget`] and counts nothing.
+    pub fn try_track(&self, size: u64) -> Result<Allocation> {
+        self.try_track_as("a buffer", size)
+    }
+
+    /// [`Allocator::try_track`] naming what is allocated in the refusal.
+    pub fn try_track_as(&self, label: &str, size: u64) -> Result<Allocation> {
+        let c = &self.counters;
+        // Check and add in one step: two threads cannot both see room for one buffer.
+        let mut live = c.live_bytes.load(Ordering::Relaxed);
+        loop {
+            let limit = c.limit.load(Ordering::Relaxed);
+            let after = live.checked_add(size).filter(|after| *after <= limit);
+            let Some(after) = after else {
+                return Err(Error::Budget(format!(
+                    "allocating `{label}` ({}) would use {} of the {} budget",
+                    human_bytes(size),
+                    human_bytes(live.saturating_add(size)),
+                    human_bytes(limit)
+                )));
+            };
+            match c.live_bytes.compare_exchange_weak(
+                live,
+                after,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(self.ticket(after, size)),
+                Err(now) => live = now,
+            }
+        }
+    }
+
+    /// The ticket for `size` bytes already added, `live` the total they made.
+    fn ticket(&self, live: u64, size: u64) -> Allocation {
+        let c = &self.counters;
         c.peak_bytes.fetch_max(live, Ordering::Relaxed);
         c.live_buffers.fetch_add(1, Ordering::Relaxed);
         Allocation {
@@ -224,6 +303,112 @@ mod tests {
         drop(t);
         assert_eq!(alloc.live_bytes(), 0);
         assert_eq!(alloc.peak_bytes(), 64);
+    }
+
+    #[test]
+    fn no_limit_by_default() {
+        let alloc = Allocator::new();
+        assert_eq!(alloc.limit(), None);
+        let a = alloc.try_track(u64::MAX / 2).unwrap();
+        let b = alloc.try_track(u64::MAX / 2).unwrap();
+        assert!(
+            alloc.try_track(2).is_err(),
+            "the count itself cannot overflow"
+        );
+        drop((a, b));
+        assert_eq!(alloc.live_bytes(), 0);
+    }
+
+    #[test]
+    fn limit_refuses_what_would_pass_it() {
+        let alloc = Allocator::new();
+        alloc.set_limit(Some(1000));
+        assert_eq!(alloc.limit(), Some(1000));
+
+        let a = alloc.try_track(600).unwrap();
+        let e = alloc.try_track_as("kv cache", 500).unwrap_err();
+        assert!(matches!(e, Error::Budget(_)));
+        assert_eq!(
+            e.to_string(),
+            "memory budget: allocating `kv cache` (500 B) would use 1.07 KiB of the 1000 B budget"
+        );
+        assert_eq!(alloc.live_bytes(), 600, "a refusal counts nothing");
+        assert_eq!(alloc.live_buffers(), 1);
+        assert_eq!(alloc.peak_bytes(), 600);
+
+        let b = alloc.try_track(400).unwrap();
+        assert_eq!(alloc.live_bytes(), 1000, "exactly the limit is allowed");
+        assert!(alloc.try_track(1).is_err());
+        assert!(alloc.try_track(0).is_ok(), "nothing always fits");
+        drop(b);
+        let c = alloc.try_track(400).unwrap();
+        assert_eq!(alloc.peak_bytes(), 1000);
+
+        // Lowering the limit under the live total frees nothing and refuses everything.
+        alloc.set_limit(Some(100));
+        assert!(alloc.try_track(1).is_err());
+        assert_eq!(alloc.live_bytes(), 1000);
+        drop((a, c));
+        assert!(alloc.try_track(100).is_ok());
+
+        alloc.set_limit(None);
+        assert_eq!(alloc.limit(), None);
+        let _big = alloc.try_track(1 << 40).unwrap();
+    }
+
+    #[test]
+    fn clones_share_the_limit() {
+        let alloc = Allocator::new();
+        alloc.clone().set_limit(Some(64));
+        assert_eq!(alloc.limit(), Some(64));
+        let _a = alloc.try_track(64).unwrap();
+        assert!(alloc.clone().try_track(1).is_err());
+    }
+
+    #[test]
+    fn track_counts_past_the_limit() {
+        let alloc = Allocator::new();
+        alloc.set_limit(Some(10));
+        let _a = alloc.track(100);
+        assert_eq!(alloc.live_bytes(), 100);
+        assert!(alloc.try_track(1).is_err());
+    }
+
+    /// Many threads racing for a budget: the peak never passes it, and every byte comes back.
+    #[test]
+    fn concurrent_allocations_never_overshoot() {
+        const LIMIT: u64 = 10_000;
+        let alloc = Allocator::new();
+        alloc.set_limit(Some(LIMIT));
+        let refused = AtomicU64::new(0);
+        std::thread::scope(|s| {
+            for t in 0..8u64 {
+                let (alloc, refused) = (alloc.clone(), &refused);
+                s.spawn(move || {
+                    let mut held = Vec::new();
+                    for i in 0..20_000u64 {
+                        let size = 1 + (i * 7919 + t * 104_729) % 3000;
+                        match alloc.try_track(size) {
+                            Ok(a) => held.push(a),
+                            Err(_) => {
+                                refused.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        assert!(alloc.live_bytes() <= LIMIT);
+                        if !held.is_empty() && (held.len() > 2 || i % 3 == 0) {
+                            held.remove(0);
+                        }
+                    }
+                });
+            }
+        });
+        assert!(alloc.peak_bytes() <= LIMIT, "peak {}", alloc.peak_bytes());
+        assert!(
+            refused.load(Ordering::Relaxed) > 0,
+            "the test never hit the limit"
+        );
+        assert_eq!(alloc.live_bytes(), 0);
+        assert_eq!(alloc.live_buffers(), 0);
     }
 
     #[test]

@@ -205,6 +205,8 @@ impl GpuContext {
         mapped_at_creation: bool,
     ) -> Result<GpuBuffer> {
         self.check_size(label, size)?;
+        // Counted (and refused when over the budget) before wgpu is asked for anything.
+        let allocation = self.alloc.try_track_as(label, size)?;
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
@@ -219,11 +221,13 @@ impl GpuContext {
                 one_line(e)
             )));
         }
-        Ok(GpuBuffer::new(buffer, label, self.alloc.track(size)))
+        Ok(GpuBuffer::new(buffer, label, allocation))
     }
 
     /// Creates a buffer counted by the allocator. Every storage, uniform and staging buffer of
-    /// the runtime goes through here (or [`GpuContext::create_buffer_init`]).
+    /// the runtime goes through here (or [`GpuContext::create_buffer_init`]). A buffer that
+    /// would take the live total past the allocator's limit is refused with
+    /// [`Error::Budget`] before wgpu is asked for it.
     pub fn create_buffer(
         &self,
         label: &str,

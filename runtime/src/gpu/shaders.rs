@@ -19,8 +19,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("rope", ROPE),
     ("ffn_act", FFN_ACT),
     ("scale", SCALE),
-    ("kv_write", KV_WRITE),
-    ("attention", ATTENTION),
+    ("hadamard", HADAMARD),
 ];
 
 /// `shaders/rms_norm.wgsl`: RMS normalization of rows, optional weight.
@@ -31,10 +30,16 @@ pub const ROPE: &str = include_str!("../../../shaders/rope.wgsl");
 pub const FFN_ACT: &str = include_str!("../../../shaders/ffn_act.wgsl");
 /// `shaders/scale.wgsl`: in-place `x *= s`.
 pub const SCALE: &str = include_str!("../../../shaders/scale.wgsl");
-/// `shaders/kv_write.wgsl`: appends a batch's K and V to the f16 KV cache.
-pub const KV_WRITE: &str = include_str!("../../../shaders/kv_write.wgsl");
-/// `shaders/attention.wgsl`: causal / sliding-window GQA attention (prefill and split decode).
-pub const ATTENTION: &str = include_str!("../../../shaders/attention.wgsl");
+/// `shaders/hadamard.wgsl`: in-place Walsh-Hadamard rotation of heads.
+pub const HADAMARD: &str = include_str!("../../../shaders/hadamard.wgsl");
+/// `shaders/kv_write.wgsl`: writes a batch's K and V into the cache, quantizing (template).
+pub const KV_WRITE_TEMPLATE: &str = include_str!("../../../shaders/kv_write.wgsl");
+/// `shaders/attention.wgsl`: GQA attention over sinks + window, prefill and split decode
+/// (template).
+pub const ATTENTION_TEMPLATE: &str = include_str!("../../../shaders/attention.wgsl");
+/// `shaders/attention_rowwise.wgsl`: row-per-thread prefill attention (template).
+pub const ATTENTION_ROWWISE_TEMPLATE: &str =
+    include_str!("../../../shaders/attention_rowwise.wgsl");
 
 /// The source of the shader called `name`, if it is registered.
 pub fn source(name: &str) -> Option<&'static str> {
@@ -54,7 +59,27 @@ pub const EMBEDDING_TEMPLATE: &str = include_str!("../../../shaders/embedding.wg
 pub const TEMPLATES: &[(&str, &str)] = &[
     ("matmul", MATMUL_TEMPLATE),
     ("embedding", EMBEDDING_TEMPLATE),
+    ("kv_write", KV_WRITE_TEMPLATE),
+    ("attention", ATTENTION_TEMPLATE),
+    ("attention_rowwise", ATTENTION_ROWWISE_TEMPLATE),
 ];
+
+/// Snippets in `shaders/kv/` that the cache kernels include: the cache layout and its reads.
+pub const KV_SNIPPETS: &[(&str, &str)] = &[
+    (
+        "kv/layout.wgsl",
+        include_str!("../../../shaders/kv/layout.wgsl"),
+    ),
+    (
+        "kv/read.wgsl",
+        include_str!("../../../shaders/kv/read.wgsl"),
+    ),
+];
+
+/// A KV-cache kernel template with its `shaders/kv/` snippets included.
+pub fn kv_source(template: &str) -> Result<String> {
+    super::preprocess::assemble(template, &[], &snippet)
+}
 
 /// `(include path, source)` of the snippet `shaders/quant/<file>`.
 macro_rules! quant {
@@ -87,6 +112,7 @@ pub const QUANT_SNIPPETS: &[(&str, &str)] = &[
 pub fn snippet(path: &str) -> Option<&'static str> {
     QUANT_SNIPPETS
         .iter()
+        .chain(KV_SNIPPETS)
         .find(|(p, _)| *p == path)
         .map(|(_, s)| *s)
 }
@@ -147,6 +173,13 @@ pub fn variants() -> Result<Vec<(String, String)>> {
             matmul_source(ty, DECODE_TILE, ROWS)?,
         ));
         out.push((format!("embedding_{name}"), embedding_source(ty)?));
+    }
+    for (name, template) in [
+        ("kv_write", KV_WRITE_TEMPLATE),
+        ("attention", ATTENTION_TEMPLATE),
+        ("attention_rowwise", ATTENTION_ROWWISE_TEMPLATE),
+    ] {
+        out.push((name.to_string(), kv_source(template)?));
     }
     Ok(out)
 }

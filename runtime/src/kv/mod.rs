@@ -280,9 +280,7 @@ impl LayerLayout {
             Some(w) => (0, w.min(config.window.saturating_add(config.sinks)).max(1)),
             None => (config.sinks, config.window),
         };
-        let ring_slots = window
-            .checked_add(batch - 1)
-            .ok_or_else(too_big)?;
+        let ring_slots = window.checked_add(batch - 1).ok_or_else(too_big)?;
         let policy = LayerPolicy {
             sinks,
             window,
@@ -311,6 +309,31 @@ impl LayerLayout {
     pub fn window_lo(&self, p: u32) -> u32 {
         let lo = (p + 1).saturating_sub(self.policy.window);
         lo.max(self.policy.sinks.min(p + 1))
+    }
+
+    /// Sink positions a query at `p` sees: `0..sink_count(p)`.
+    pub fn sink_count(&self, p: u32) -> u32 {
+        self.policy.sinks.min(self.window_lo(p))
+    }
+
+    /// Keys a query at `p` sees: its sinks, then `window_lo(p)..=p`.
+    pub fn keys(&self, p: u32) -> impl Iterator<Item = u32> {
+        (0..self.sink_count(p)).chain(self.window_lo(p)..=p)
+    }
+
+    /// How many keys a query at `p` sees.
+    pub fn span_at(&self, p: u32) -> u32 {
+        self.sink_count(p) + (p + 1 - self.window_lo(p))
+    }
+
+    /// The most keys any query sees.
+    pub fn max_span(&self) -> u32 {
+        self.policy.sinks + self.policy.window
+    }
+
+    /// Most tokens one step may write: the batch the ring was sized for.
+    pub fn max_batch(&self) -> u32 {
+        self.policy.ring_slots - self.policy.window + 1
     }
 
     /// The position RoPE gives a query at `p` when it attends to the sinks: its position
@@ -383,7 +406,14 @@ mod tests {
         };
         let l = LayerLayout::new(&cfg, SHAPE, None, 1).unwrap();
         assert_eq!(l.window_lo(0), 0);
-        assert_eq!(l.window_lo(2), 3.min(3)); // before the sinks fill, lo is past p's sinks
+        // Before the sinks fill, every key is a sink.
+        assert_eq!(l.window_lo(2), 3);
+        assert_eq!(l.keys(2).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(
+            l.keys(20).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]
+        );
+        assert_eq!(l.span_at(20), 14);
         assert_eq!(l.window_lo(13), 4);
         assert_eq!(l.window_lo(20), 11);
         assert_eq!(l.sink_query_pos(5), 5);

@@ -1,44 +1,42 @@
-//! Causal, optionally sliding-window, grouped-query attention over one layer's f16 KV cache.
+//! Grouped-query attention over one layer's KV cache: the sinks plus a sliding window, K and
+//! V read in place in their stored format (f16, q8, q4; see [`crate::kv`]).
 //!
-//! Token `t` of the batch (absolute position `p = step.pos + t`) with query head `h` attends
-//! with kv head `h / (n_heads / n_kv_heads)` to cache positions `j` in `[lo, p]`, where
-//! `lo = max(0, p - window + 1)` for a sliding-window layer (`window > 0`) and 0 otherwise:
-//! `out = softmax_j(cap(q . k_j * scale)) . v`, with `cap(s) = softcap * tanh(s / softcap)`
-//! when `softcap > 0` (Gemma 2). Softmax in f32.
+//! Token `t` of the batch (position `p = step.pos + t`) with query head `h` attends with kv
+//! head `h / (n_heads / n_kv_heads)` to the keys [`LayerLayout::keys`]`(p)`: the sinks, then
+//! its window. `out = softmax_j(cap(q . k_j * scale)) . v`, with `cap(s) = softcap *
+//! tanh(s / softcap)` when `softcap > 0`; softmax in f32. Sink keys are scored against
+//! `q_sink`, the query roped at its position inside the cache
+//! ([`LayerLayout::sink_query_pos`]).
 //!
-//! Two paths (shader `shaders/attention.wgsl`):
-//! - prefill (`n_tokens > 1`): one workgroup per (head, token), online softmax over tiles of
-//!   64 keys;
-//! - decode (`n_tokens == 1`): the key range is cut into splits of [`SPLIT`] keys, one
-//!   workgroup per (head, split) writes a partial (max, sum, weighted values) to a scratch
-//!   buffer, then one workgroup per head merges them (flash-decoding), so a long context is
-//!   spread over many workgroups.
-//!
-//! Kernel contract: see [`super::step`]; `encode` also takes `n_kv` (= `step.n_kv`) to size
-//! the decode grid.
+//! Paths (shaders `attention.wgsl`, `attention_rowwise.wgsl`):
+//! - prefill, cooperative: one workgroup per (head, token), online softmax over tiles of 64;
+//! - prefill, row per thread (CPU adapters): one thread per (token, head, [`ROW_SPLIT`] keys),
+//!   then a merge;
+//! - decode: the keys cut into splits of [`SPLIT`], one workgroup each, then a merge.
 
 use crate::gpu::alloc::GpuBuffer;
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernels::kv_cache::{f16_round, KvCache, KvFormat, KvLayerCache, KvShape};
+use crate::gpu::kernels::kv_cache::{stored_ref, KvLayerCache, KvWriteKernel, Side};
 use crate::gpu::kernels::step::{self, Step};
 use crate::gpu::kernels::strategy::Strategy;
 use crate::gpu::shaders;
+use crate::kv::LayerLayout;
 use crate::{Error, Result};
 
 /// Keys per decode split; must match `SPLIT` in `shaders/attention.wgsl`.
 pub const SPLIT: u32 = 256;
-/// Largest head width the shader holds (q in workgroup memory, value pairs per thread).
+/// Keys per split of the row-per-thread prefill; must match `ROW_SPLIT` in the shader.
+pub const ROW_SPLIT: u32 = 128;
+/// Largest head width the shaders hold.
 pub const MAX_HEAD_DIM: u32 = 512;
 
-/// The static parameters of one layer's attention.
+/// The static parameters of one layer's attention (the cache's layout gives the rest).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AttentionParams {
     pub n_heads: u32,
     pub n_kv_heads: u32,
     pub head_dim: u32,
     pub head_dim_v: u32,
-    /// Sliding window in positions (the query's own included); 0 = full causal attention.
-    pub window: u32,
     /// Score scale, usually `1 / sqrt(head_dim)`.
     pub scale: f32,
     /// Soft-capping of scores; 0 disables it.
@@ -46,78 +44,67 @@ pub struct AttentionParams {
 }
 
 impl AttentionParams {
-    fn check(&self) -> Result<()> {
+    fn check(&self, layout: &LayerLayout) -> Result<()> {
         let ok = self.n_heads > 0
             && self.n_kv_heads > 0
             && self.n_heads % self.n_kv_heads == 0
-            && self.head_dim > 0
-            && self.head_dim_v > 0
-            && self.head_dim % 2 == 0
-            && self.head_dim_v % 2 == 0
             && self.head_dim <= MAX_HEAD_DIM
             && self.head_dim_v <= MAX_HEAD_DIM
-            && self.softcap >= 0.0;
+            && self.softcap >= 0.0
+            && layout.shape.n_kv_heads == self.n_kv_heads
+            && layout.shape.head_dim == self.head_dim
+            && layout.shape.head_dim_v == self.head_dim_v;
         if !ok {
             return Err(Error::Gpu(format!(
-                "attention: unsupported parameters {self:?} (n_heads a multiple of n_kv_heads, \
-                 even head dims <= {MAX_HEAD_DIM})"
+                "attention: unsupported parameters {self:?} for a cache of {:?} (n_heads a \
+                 multiple of n_kv_heads, head dims <= {MAX_HEAD_DIM})",
+                layout.shape
             )));
         }
         Ok(())
     }
-
-    fn kv_shape(&self) -> KvShape {
-        KvShape {
-            n_kv_heads: self.n_kv_heads,
-            head_dim: self.head_dim,
-            head_dim_v: self.head_dim_v,
-        }
-    }
-
-    /// First position a query at `p` attends to.
-    pub fn window_lo(&self, p: u32) -> u32 {
-        if self.window > 0 && p + 1 > self.window {
-            p + 1 - self.window
-        } else {
-            0
-        }
-    }
 }
 
-/// The CPU reference. `q` is `[n_tokens, n_heads, head_dim]` with token `t` at position
-/// `pos + t`; `k` / `v` are f32 `[n, n_kv_heads, head_dim(_v)]` for positions `0..n`
-/// (`n >= pos + n_tokens`), rounded through f16 here exactly as the cache stores them.
-/// Dot products and softmax in f64. Returns `[n_tokens, n_heads, head_dim_v]`.
+/// The CPU reference. `q` and `q_sink` are `[n_tokens, n_heads, head_dim]`, token `t` at
+/// position `pos + t`; `k` / `v` are f32 `[n_kv, n_kv_heads, head_dim(_v)]` for positions
+/// `0..n_kv` with `n_kv = pos + n_tokens`, as written to the cache: each key and value is
+/// rounded through the format of the region it is stored in (see [`stored_ref`]). Dot
+/// products and softmax in f64. Returns `[n_tokens, n_heads, head_dim_v]`.
 ///
 /// # Panics
-/// On bad parameters or too short `k` / `v`.
-pub fn attention_ref(q: &[f32], k: &[f32], v: &[f32], pos: u32, p: &AttentionParams) -> Vec<f32> {
-    p.check().expect("attention_ref");
+/// On bad parameters or too short inputs.
+pub fn attention_ref(
+    q: &[f32],
+    q_sink: &[f32],
+    k: &[f32],
+    v: &[f32],
+    pos: u32,
+    layout: &LayerLayout,
+    p: &AttentionParams,
+) -> Vec<f32> {
+    p.check(layout).expect("attention_ref");
     let (nh, nkv) = (p.n_heads as usize, p.n_kv_heads as usize);
     let (hd, hdv) = (p.head_dim as usize, p.head_dim_v as usize);
-    assert_eq!(q.len() % (nh * hd), 0, "attention_ref: ragged q");
     let n_tokens = q.len() / (nh * hd);
-    let n = pos as usize + n_tokens;
-    assert!(
-        k.len() >= n * nkv * hd && v.len() >= n * nkv * hdv,
-        "attention_ref: short k/v"
-    );
-    let k: Vec<f32> = k.iter().map(|&x| f16_round(x)).collect();
-    let v: Vec<f32> = v.iter().map(|&x| f16_round(x)).collect();
+    let n_kv = pos + n_tokens as u32;
+    assert!(k.len() >= n_kv as usize * nkv * hd && v.len() >= n_kv as usize * nkv * hdv);
     let group = nh / nkv;
     let mut out = vec![0.0f32; n_tokens * nh * hdv];
     for t in 0..n_tokens {
         let pt = pos + t as u32;
-        let lo = p.window_lo(pt) as usize;
         for h in 0..nh {
             let kvh = h / group;
-            let qrow = &q[(t * nh + h) * hd..][..hd];
-            let scores: Vec<f64> = (lo..=pt as usize)
-                .map(|j| {
-                    let krow = &k[(j * nkv + kvh) * hd..][..hd];
+            let keys: Vec<u32> = layout.keys(pt).collect();
+            let scores: Vec<f64> = keys
+                .iter()
+                .map(|&j| {
+                    let src = if j < layout.policy.sinks { q_sink } else { q };
+                    let qrow = &src[(t * nh + h) * hd..][..hd];
+                    let head = &k[(j as usize * nkv + kvh) * hd..][..hd];
+                    let kk = stored_ref(layout, Side::K, j, n_kv, head);
                     let dot: f64 = qrow
                         .iter()
-                        .zip(krow)
+                        .zip(&kk)
                         .map(|(&a, &b)| f64::from(a) * f64::from(b))
                         .sum();
                     let s = dot * f64::from(p.scale);
@@ -132,64 +119,60 @@ pub fn attention_ref(q: &[f32], k: &[f32], v: &[f32], pos: u32, p: &AttentionPar
             let m = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let weights: Vec<f64> = scores.iter().map(|s| (s - m).exp()).collect();
             let sum: f64 = weights.iter().sum();
+            let mut acc = vec![0f64; hdv];
+            for (&j, w) in keys.iter().zip(&weights) {
+                let head = &v[(j as usize * nkv + kvh) * hdv..][..hdv];
+                let vv = stored_ref(layout, Side::V, j, n_kv, head);
+                for (a, x) in acc.iter_mut().zip(&vv) {
+                    *a += w * f64::from(*x);
+                }
+            }
             let o = &mut out[(t * nh + h) * hdv..][..hdv];
-            for d in 0..hdv {
-                let acc: f64 = weights
-                    .iter()
-                    .enumerate()
-                    .map(|(i, w)| w * f64::from(v[((lo + i) * nkv + kvh) * hdv + d]))
-                    .sum();
-                o[d] = (acc / sum) as f32;
+            for (o, a) in o.iter_mut().zip(&acc) {
+                *o = (a / sum) as f32;
             }
         }
     }
     out
 }
 
-/// The shader's `Params` uniform.
+/// The shaders' `Params` uniform.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
     n_heads: u32,
-    n_kv_heads: u32,
     head_dim: u32,
     head_dim_v: u32,
-    window: u32,
-    capacity: u32,
     max_splits: u32,
-    _pad0: u32,
     scale: f32,
     softcap: f32,
     row_splits: u32,
-    _pad1: u32,
+    _pad: u32,
 }
 
 /// The attention pipelines, built once per device.
 pub struct AttentionKernel {
     layout: wgpu::BindGroupLayout,
     prefill: wgpu::ComputePipeline,
+    decode_split: wgpu::ComputePipeline,
+    decode_combine: wgpu::ComputePipeline,
     prefill_rowwise: wgpu::ComputePipeline,
     prefill_rowwise_combine: wgpu::ComputePipeline,
     strategy: Strategy,
-    decode_split: wgpu::ComputePipeline,
-    decode_combine: wgpu::ComputePipeline,
     max_groups: u32,
 }
 
-/// The bind group of one layer's attention, with its decode scratch, built once.
+/// The bind group of one layer's attention, with its scratch, built once.
 pub struct AttentionBinding {
     bind_group: wgpu::BindGroup,
     params: AttentionParams,
-    capacity: u32,
+    layout: LayerLayout,
     max_splits: u32,
     row_splits: u32,
     max_tokens: u32,
     _uniform: GpuBuffer,
     _partials: GpuBuffer,
 }
-
-/// Keys per split of the row-per-thread prefill; must match `ROW_SPLIT` in the shader.
-pub const ROW_SPLIT: u32 = 128;
 
 impl AttentionKernel {
     /// The kernel with this device's [`Strategy`] for prefill.
@@ -199,73 +182,92 @@ impl AttentionKernel {
 
     /// The kernel with a chosen prefill [`Strategy`] (tests run both on any device).
     pub fn with_strategy(ctx: &GpuContext, strategy: Strategy) -> Result<Self> {
-        let (layout, pipelines) = step::build_pipelines(
+        let coop = shaders::kv_source(shaders::ATTENTION_TEMPLATE)?;
+        let rowwise = shaders::kv_source(shaders::ATTENTION_ROWWISE_TEMPLATE)?;
+        let (layout, pipelines) = step::build_pipelines_from(
             ctx,
             "attention",
-            shaders::ATTENTION,
+            &[
+                (
+                    &coop,
+                    &["attn_prefill", "attn_decode_split", "attn_decode_combine"],
+                ),
+                (
+                    &rowwise,
+                    &["attn_prefill_rowwise", "attn_prefill_rowwise_combine"],
+                ),
+            ],
             &[
                 step::uniform_entry(0),
                 step::uniform_entry(1),
-                step::storage_entry(2, true),
+                step::uniform_entry(2),
                 step::storage_entry(3, true),
                 step::storage_entry(4, true),
-                step::storage_entry(5, false),
+                step::storage_entry(5, true),
                 step::storage_entry(6, false),
-            ],
-            &[
-                "attn_prefill",
-                "attn_prefill_rowwise",
-                "attn_prefill_rowwise_combine",
-                "attn_decode_split",
-                "attn_decode_combine",
+                step::storage_entry(7, false),
             ],
         );
-        let [prefill, prefill_rowwise, prefill_rowwise_combine, decode_split, decode_combine]: [wgpu::ComputePipeline; 5] =
+        let [prefill, decode_split, decode_combine, prefill_rowwise, prefill_rowwise_combine]: [wgpu::ComputePipeline; 5] =
             pipelines.try_into().expect("five pipelines");
         Ok(Self {
             layout,
             prefill,
+            decode_split,
+            decode_combine,
             prefill_rowwise,
             prefill_rowwise_combine,
             strategy,
-            decode_split,
-            decode_combine,
             max_groups: ctx.limits().max_compute_workgroups_per_dimension,
         })
     }
 
-    /// Binds `q` (f32 `[max_tokens, n_heads, head_dim]`), the layer's `cache` and `out`
-    /// (f32 `[max_tokens, n_heads, head_dim_v]`), and allocates the decode scratch
-    /// (`n_heads * ceil(min(capacity, window) / SPLIT) * (head_dim_v + 2)` f32).
+    /// Bytes of the scratch one layer's binding allocates (partials and uniform), for the
+    /// memory plan.
+    pub fn scratch_bytes(
+        strategy: Strategy,
+        params: &AttentionParams,
+        layout: &LayerLayout,
+        max_tokens: u32,
+    ) -> u64 {
+        let (max_splits, row_splits) = splits(strategy, layout);
+        let stride = u64::from(params.head_dim_v) + 2;
+        let nh = u64::from(params.n_heads);
+        let decode = nh * u64::from(max_splits) * stride;
+        let rows = match strategy {
+            Strategy::Cooperative => 0,
+            Strategy::RowPerThread => u64::from(max_tokens) * nh * u64::from(row_splits) * stride,
+        };
+        decode.max(rows) * 4 + size_of::<Params>() as u64
+    }
+
+    /// The strategy this kernel prefills with.
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
+    }
+
+    /// Binds `q` and `q_sink` (f32 `[max_tokens, n_heads, head_dim]`), the layer's `cache`
+    /// and `out` (f32 `[max_tokens, n_heads, head_dim_v]`), and allocates the partials.
     #[allow(clippy::too_many_arguments)]
     pub fn bind(
         &self,
         ctx: &GpuContext,
         step_buf: &GpuBuffer,
         q: &GpuBuffer,
-        cache: &dyn KvCache,
+        q_sink: &GpuBuffer,
+        cache: &KvLayerCache,
         out: &GpuBuffer,
         params: &AttentionParams,
         max_tokens: u32,
     ) -> Result<AttentionBinding> {
         const K: &str = "attention";
-        params.check()?;
-        if cache.format() != KvFormat::F16 || cache.shape() != params.kv_shape() {
-            return Err(Error::Gpu(format!(
-                "{K}: cache {:?} {:?} does not match {params:?}",
-                cache.format(),
-                cache.shape()
-            )));
-        }
+        let layout = cache.layout;
+        params.check(&layout)?;
         let mt = u64::from(max_tokens);
         let nh = u64::from(params.n_heads);
-        step::check_storage(
-            ctx,
-            K,
-            "q",
-            q,
-            step::bytes4(K, mt * nh * u64::from(params.head_dim))?,
-        )?;
+        let q_bytes = step::bytes4(K, mt * nh * u64::from(params.head_dim))?;
+        step::check_storage(ctx, K, "q", q, q_bytes)?;
+        step::check_storage(ctx, K, "q_sink", q_sink, q_bytes)?;
         step::check_storage(
             ctx,
             K,
@@ -273,41 +275,10 @@ impl AttentionKernel {
             out,
             step::bytes4(K, mt * nh * u64::from(params.head_dim_v))?,
         )?;
-        let capacity = cache.capacity();
-        let shape = cache.shape();
-        step::check_storage(
-            ctx,
-            K,
-            "cache k",
-            cache.keys(),
-            u64::from(capacity) * u64::from(shape.k_words()) * 4,
-        )?;
-        step::check_storage(
-            ctx,
-            K,
-            "cache v",
-            cache.values(),
-            u64::from(capacity) * u64::from(shape.v_words()) * 4,
-        )?;
-        let span = if params.window > 0 {
-            params.window.min(capacity)
-        } else {
-            capacity
-        };
-        let max_splits = span.div_ceil(SPLIT);
-        let stride = u64::from(params.head_dim_v) + 2;
-        // The decode splits, and for the row-per-thread prefill one partial per (token, head,
-        // split of ROW_SPLIT keys); one scratch buffer serves both.
-        let row_splits = match self.strategy {
-            Strategy::Cooperative => 1,
-            Strategy::RowPerThread => span.div_ceil(ROW_SPLIT),
-        };
-        let decode_floats = nh * u64::from(max_splits) * stride;
-        let row_floats = match self.strategy {
-            Strategy::Cooperative => 0,
-            Strategy::RowPerThread => mt * nh * u64::from(row_splits) * stride,
-        };
-        let partial_bytes = step::bytes4(K, decode_floats.max(row_floats))?;
+        step::check_storage(ctx, K, "cache", &cache.buffer, layout.bytes())?;
+        let (max_splits, row_splits) = splits(self.strategy, &layout);
+        let total = Self::scratch_bytes(self.strategy, params, &layout, max_tokens);
+        let partial_bytes = total - size_of::<Params>() as u64;
         let partials = ctx.create_buffer(
             "attention partials",
             partial_bytes,
@@ -319,17 +290,13 @@ impl AttentionKernel {
             "attention params",
             &Params {
                 n_heads: params.n_heads,
-                n_kv_heads: params.n_kv_heads,
                 head_dim: params.head_dim,
                 head_dim_v: params.head_dim_v,
-                window: params.window,
-                capacity,
                 max_splits,
-                _pad0: 0,
                 scale: params.scale,
                 softcap: params.softcap,
                 row_splits,
-                _pad1: 0,
+                _pad: 0,
             },
         )?;
         let bind_group = step::bind_group(
@@ -338,10 +305,11 @@ impl AttentionKernel {
             &self.layout,
             &[
                 &uniform,
+                &cache.uniform,
                 step_buf,
                 q,
-                cache.keys(),
-                cache.values(),
+                q_sink,
+                &cache.buffer,
                 out,
                 &partials,
             ],
@@ -349,7 +317,7 @@ impl AttentionKernel {
         Ok(AttentionBinding {
             bind_group,
             params: *params,
-            capacity,
+            layout,
             max_splits,
             row_splits,
             max_tokens,
@@ -358,9 +326,9 @@ impl AttentionKernel {
         })
     }
 
-    /// Records attention for `n_tokens` tokens (the step's n_tokens) over `n_kv` cache
-    /// entries (the step's n_kv: `pos + n_tokens`, after this batch's KV write). One token
-    /// takes the split decode path, more the prefill path.
+    /// Records attention for the step's `n_tokens` tokens, the last at position `n_kv - 1`
+    /// (after this batch's KV write). One token takes the split decode path, more the
+    /// prefill path.
     pub fn encode(
         &self,
         pass: &mut wgpu::ComputePass<'_>,
@@ -368,11 +336,10 @@ impl AttentionKernel {
         n_tokens: u32,
         n_kv: u32,
     ) -> Result<()> {
-        if n_tokens > binding.max_tokens || n_kv > binding.capacity || n_tokens > n_kv {
+        if n_tokens > binding.max_tokens || n_tokens > n_kv {
             return Err(Error::Gpu(format!(
-                "attention: {n_tokens} tokens over {n_kv} cache entries exceed the bounds \
-                 ({} tokens, capacity {})",
-                binding.max_tokens, binding.capacity
+                "attention: {n_tokens} tokens over {n_kv} positions exceed the bound of {} tokens",
+                binding.max_tokens
             )));
         }
         if n_tokens == 0 {
@@ -386,138 +353,143 @@ impl AttentionKernel {
         }
         pass.set_bind_group(0, &binding.bind_group, &[]);
         if n_tokens == 1 {
-            let p = n_kv - 1;
-            let span = p + 1 - binding.params.window_lo(p);
+            let span = binding.layout.span_at(n_kv - 1);
             let splits = span.div_ceil(SPLIT).min(binding.max_splits);
             pass.set_pipeline(&self.decode_split);
             pass.dispatch_workgroups(nh, splits, 1);
             pass.set_pipeline(&self.decode_combine);
             pass.dispatch_workgroups(nh, 1, 1);
-        } else {
-            match self.strategy {
-                Strategy::Cooperative => {
-                    pass.set_pipeline(&self.prefill);
-                    pass.dispatch_workgroups(nh, n_tokens, 1);
-                }
-                Strategy::RowPerThread => {
-                    let threads = u64::from(nh * n_tokens) * u64::from(binding.row_splits);
-                    let groups = u32::try_from(threads.div_ceil(64))
-                        .ok()
-                        .filter(|&g| g <= self.max_groups)
-                        .ok_or_else(|| {
-                            Error::Gpu(format!(
-                                "attention: {n_tokens} tokens x {nh} heads exceed one dispatch"
-                            ))
-                        })?;
-                    pass.set_pipeline(&self.prefill_rowwise);
-                    pass.dispatch_workgroups(groups, 1, 1);
-                    pass.set_pipeline(&self.prefill_rowwise_combine);
-                    pass.dispatch_workgroups((nh * n_tokens).div_ceil(64), 1, 1);
-                }
+            return Ok(());
+        }
+        match self.strategy {
+            Strategy::Cooperative => {
+                pass.set_pipeline(&self.prefill);
+                pass.dispatch_workgroups(nh, n_tokens, 1);
+            }
+            Strategy::RowPerThread => {
+                let threads = u64::from(nh * n_tokens) * u64::from(binding.row_splits);
+                let groups = u32::try_from(threads.div_ceil(64))
+                    .ok()
+                    .filter(|&g| g <= self.max_groups)
+                    .ok_or_else(|| {
+                        Error::Gpu(format!(
+                            "attention: {n_tokens} tokens x {nh} heads exceed one dispatch"
+                        ))
+                    })?;
+                pass.set_pipeline(&self.prefill_rowwise);
+                pass.dispatch_workgroups(groups, 1, 1);
+                pass.set_pipeline(&self.prefill_rowwise_combine);
+                pass.dispatch_workgroups((nh * n_tokens).div_ceil(64), 1, 1);
             }
         }
         Ok(())
     }
 
-    /// Attention of `q` (`[n_tokens, n_heads, head_dim]`, token `t` at position `pos + t`)
-    /// over `k` / `v` (f32 for positions `0..pos + n_tokens`, stored to an f16 cache of
-    /// `capacity` positions on the CPU), in one submit. For tests and tools.
-    pub fn run(
-        ctx: &GpuContext,
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        pos: u32,
-        capacity: u32,
-        params: &AttentionParams,
-    ) -> Result<Vec<f32>> {
-        Self::new(ctx)?.run_with(ctx, q, k, v, pos, capacity, params)
-    }
-
-    /// [`AttentionKernel::run`] with this kernel's strategy.
+    /// For tests and tools: writes `k` / `v` (f32 `[n_kv, n_kv_heads, head_dim(_v)]`, positions
+    /// `0..n_kv`) into a fresh cache with `layout` through `kv_write`, in steps of at most the
+    /// layout's batch, the last step being the query batch; then runs attention for `q` /
+    /// `q_sink` (`[n_tokens, n_heads, head_dim]`, positions `n_kv - n_tokens..n_kv`).
     #[allow(clippy::too_many_arguments)]
     pub fn run_with(
         &self,
         ctx: &GpuContext,
         q: &[f32],
+        q_sink: &[f32],
         k: &[f32],
         v: &[f32],
-        pos: u32,
-        capacity: u32,
+        layout: &LayerLayout,
         params: &AttentionParams,
     ) -> Result<Vec<f32>> {
-        params.check()?;
+        params.check(layout)?;
         let qt = (params.n_heads * params.head_dim) as usize;
-        if q.len() % qt != 0 {
+        let kt = (params.n_kv_heads * params.head_dim) as usize;
+        let vt = (params.n_kv_heads * params.head_dim_v) as usize;
+        if q.len() % qt != 0 || q.is_empty() || q_sink.len() != q.len() {
             return Err(Error::Gpu("attention: ragged q".into()));
         }
         let n_tokens = (q.len() / qt) as u32;
-        let n_kv = pos + n_tokens;
-        let shape = params.kv_shape();
-        let (kn, vn) = (
-            n_kv as usize * shape.k_words() as usize * 2,
-            n_kv as usize * shape.v_words() as usize * 2,
-        );
-        if n_kv > capacity || k.len() < kn || v.len() < vn {
+        let n_kv = (k.len() / kt) as u32;
+        if k.len() % kt != 0 || v.len() != n_kv as usize * vt || n_kv < n_tokens {
+            return Err(Error::Gpu("attention: ragged k/v".into()));
+        }
+        if n_tokens > layout.max_batch() {
             return Err(Error::Gpu(
-                "attention: k/v shorter than pos + n_tokens or over capacity".into(),
+                "attention: more queries than the layout's batch".into(),
             ));
         }
-        if n_tokens == 0 {
-            return Ok(Vec::new());
+        let writer = KvWriteKernel::new(ctx)?;
+        let cache = KvLayerCache::new(ctx, *layout)?;
+        let pos = n_kv - n_tokens;
+        let mut p = 0;
+        while p < pos {
+            let n = (pos - p).min(layout.max_batch());
+            let (a, b) = (p as usize, (p + n) as usize);
+            writer.run(ctx, &cache, p, &k[a * kt..b * kt], &v[a * vt..b * vt])?;
+            p += n;
         }
-        let kernel = self;
-        let cache = KvLayerCache::from_host(ctx, shape, capacity, &k[..kn], &v[..vn])?;
         let step_buf = step::create_step_buffer(ctx, Step::new(pos, n_tokens))?;
+        let gk = step::input_buffer(ctx, "attention k", &k[pos as usize * kt..])?;
+        let gv = step::input_buffer(ctx, "attention v", &v[pos as usize * vt..])?;
+        let wb = writer.bind(ctx, &step_buf, &gk, &gv, &cache, n_tokens)?;
         let gq = step::input_buffer(ctx, "attention q", q)?;
+        let gqs = step::input_buffer(ctx, "attention q sink", q_sink)?;
         let out_len = n_tokens as usize * (params.n_heads * params.head_dim_v) as usize;
         let out = step::output_buffer(ctx, "attention out", (out_len * 4) as u64)?;
-        let b = kernel.bind(ctx, &step_buf, &gq, &cache, &out, params, n_tokens)?;
+        let b = self.bind(ctx, &step_buf, &gq, &gqs, &cache, &out, params, n_tokens)?;
         step::submit_pass(ctx, "attention", |pass| {
-            kernel.encode(pass, &b, n_tokens, n_kv)
+            writer.encode(pass, &wb, n_tokens)?;
+            self.encode(pass, &b, n_tokens, n_kv)
         })?;
         ctx.read_f32(&out, out_len)
     }
 }
 
+/// (decode splits, row-per-thread splits) for the longest span of `layout`.
+fn splits(strategy: Strategy, layout: &LayerLayout) -> (u32, u32) {
+    let span = layout.max_span();
+    let rows = match strategy {
+        Strategy::Cooperative => 1,
+        Strategy::RowPerThread => span.div_ceil(ROW_SPLIT),
+    };
+    (span.div_ceil(SPLIT), rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn params(window: u32) -> AttentionParams {
-        AttentionParams {
-            n_heads: 2,
-            n_kv_heads: 1,
-            head_dim: 2,
-            head_dim_v: 2,
-            window,
-            scale: 1.0,
-            softcap: 0.0,
-        }
-    }
+    use crate::kv::{HeadShape, KvConfig};
 
     #[test]
-    fn reference_is_causal_and_windowed() {
-        let k = [1.0, 0.0, 0.0, 1.0, 1.0, 1.0];
-        let v = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
-        // The first position sees only itself.
-        let q = [0.3, -0.2, 0.1, 0.9];
-        assert_eq!(
-            attention_ref(&q, &k, &v, 0, &params(0)),
-            [1.0, 2.0, 1.0, 2.0]
-        );
-        // A window of 1 sees only the query's own position.
-        assert_eq!(
-            attention_ref(&q, &k, &v, 2, &params(1)),
-            [5.0, 6.0, 5.0, 6.0]
-        );
-        // Equal scores average the values.
-        let y = attention_ref(&[0.0; 4], &k, &v, 1, &params(0));
-        assert_eq!(y, [2.0, 3.0, 2.0, 3.0]);
+    fn reference_sees_sinks_and_window() {
+        let shape = HeadShape {
+            n_kv_heads: 1,
+            head_dim: 32,
+            head_dim_v: 32,
+        };
+        let cfg = KvConfig {
+            sinks: 1,
+            ..KvConfig::f16(2)
+        };
+        let layout = LayerLayout::new(&cfg, shape, None, 1).unwrap();
+        let params = AttentionParams {
+            n_heads: 1,
+            n_kv_heads: 1,
+            head_dim: 32,
+            head_dim_v: 32,
+            scale: 1.0,
+            softcap: 0.0,
+        };
+        // Values 0, 1, 2, 3 at positions 0..4; zero keys give equal scores.
+        let k = vec![0.0; 4 * 32];
+        let v: Vec<f32> = (0..4).flat_map(|p| [p as f32; 32]).collect();
+        let q = vec![0.0; 32];
+        // Position 3 sees the sink 0 and the window 2, 3: mean (0 + 2 + 3) / 3.
+        let y = attention_ref(&q, &q, &k, &v, 3, &layout, &params);
+        assert!((y[0] - 5.0 / 3.0).abs() < 1e-6, "{y:?}");
     }
 
     #[test]
     fn params_match_the_shader_uniform() {
-        assert_eq!(size_of::<Params>(), 48);
+        assert_eq!(size_of::<Params>(), 32);
     }
 }

@@ -5,6 +5,7 @@ pub mod add;
 pub mod attention;
 pub mod embedding;
 pub mod ffn_act;
+pub mod hadamard;
 pub mod kv_cache;
 pub mod matmul;
 pub mod rms_norm;

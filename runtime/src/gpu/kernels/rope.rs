@@ -26,6 +26,8 @@ pub struct RopeParams {
     /// Linear position scaling (1 when the model has none).
     pub freq_scale: f32,
     pub layout: RopeLayout,
+    /// Positions are capped here (`u32::MAX`: no cap); see `sink_query_pos` in [`crate::kv`].
+    pub max_pos: u32,
 }
 
 impl RopeParams {
@@ -34,6 +36,7 @@ impl RopeParams {
             || self.head_dim == 0
             || self.rope_dim % 2 != 0
             || self.rope_dim > self.head_dim
+            || self.head_dim % 2 != 0
         {
             return Err(Error::Gpu(format!(
                 "rope: bad shape {self:?} (rope_dim must be even and <= head_dim)"
@@ -61,6 +64,8 @@ struct Params {
     head_dim: u32,
     rope_dim: u32,
     neox: u32,
+    max_pos: u32,
+    _pad: [u32; 3],
 }
 
 /// The CPU reference: `x` is `[n_tokens, n_heads, head_dim]`, token `t` at position
@@ -75,7 +80,7 @@ pub fn rope_ref(x: &[f32], pos: u32, p: &RopeParams) -> Vec<f32> {
     let half = (p.rope_dim / 2) as usize;
     let mut out = x.to_vec();
     for (t, tok) in out.chunks_exact_mut(token).enumerate() {
-        let position = f64::from(pos) + t as f64;
+        let position = f64::from((pos + t as u32).min(p.max_pos));
         for head in tok.chunks_exact_mut(p.head_dim as usize) {
             for i in 0..half {
                 let e = -2.0 * i as f64 / f64::from(p.rope_dim);
@@ -98,12 +103,16 @@ pub fn rope_ref(x: &[f32], pos: u32, p: &RopeParams) -> Vec<f32> {
 pub struct RopeKernel {
     layout: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
+    layout_from: wgpu::BindGroupLayout,
+    pipeline_from: wgpu::ComputePipeline,
     max_groups: u32,
 }
 
 /// The bind group of one use of the kernel, built once.
 pub struct RopeBinding {
     bind_group: wgpu::BindGroup,
+    /// Out of place (`rope_from`).
+    from: bool,
     pairs_per_token: u32,
     max_tokens: u32,
     _params: GpuBuffer,
@@ -124,9 +133,24 @@ impl RopeKernel {
             ],
             &["rope"],
         );
+        let (layout_from, mut from) = step::build_pipelines(
+            ctx,
+            "rope_from",
+            shaders::ROPE,
+            &[
+                step::uniform_entry(0),
+                step::uniform_entry(1),
+                step::storage_entry(2, true),
+                step::storage_entry(3, false),
+                step::storage_entry(4, true),
+            ],
+            &["rope_from"],
+        );
         Ok(Self {
             layout,
             pipeline: pipelines.remove(0),
+            layout_from,
+            pipeline_from: from.remove(0),
             max_groups: ctx.limits().max_compute_workgroups_per_dimension,
         })
     }
@@ -140,12 +164,40 @@ impl RopeKernel {
         params: &RopeParams,
         max_tokens: u32,
     ) -> Result<RopeBinding> {
+        self.bind_with(ctx, step_buf, None, x, params, max_tokens)
+    }
+
+    /// Binds `src` to be rotated into `dst` (both f32 `[max_tokens, n_heads, head_dim]`).
+    pub fn bind_from(
+        &self,
+        ctx: &GpuContext,
+        step_buf: &GpuBuffer,
+        src: &GpuBuffer,
+        dst: &GpuBuffer,
+        params: &RopeParams,
+        max_tokens: u32,
+    ) -> Result<RopeBinding> {
+        self.bind_with(ctx, step_buf, Some(src), dst, params, max_tokens)
+    }
+
+    fn bind_with(
+        &self,
+        ctx: &GpuContext,
+        step_buf: &GpuBuffer,
+        src: Option<&GpuBuffer>,
+        x: &GpuBuffer,
+        params: &RopeParams,
+        max_tokens: u32,
+    ) -> Result<RopeBinding> {
         params.check()?;
         let bytes = step::bytes4(
             "rope",
             u64::from(max_tokens) * u64::from(params.n_heads) * u64::from(params.head_dim),
         )?;
         step::check_storage(ctx, "rope", "x", x, bytes)?;
+        if let Some(src) = src {
+            step::check_storage(ctx, "rope", "src", src, bytes)?;
+        }
         let mut freqs = params.freqs();
         if freqs.is_empty() {
             freqs.push(0.0);
@@ -163,13 +215,29 @@ impl RopeKernel {
                 head_dim: params.head_dim,
                 rope_dim: params.rope_dim,
                 neox: u32::from(params.layout == RopeLayout::Neox),
+                max_pos: params.max_pos,
+                _pad: [0; 3],
             },
         )?;
-        let bind_group =
-            step::bind_group(ctx, "rope", &self.layout, &[&uniform, step_buf, &freqs, x]);
+        let (bind_group, pairs) = match src {
+            None => (
+                step::bind_group(ctx, "rope", &self.layout, &[&uniform, step_buf, &freqs, x]),
+                params.rope_dim / 2,
+            ),
+            Some(src) => (
+                step::bind_group(
+                    ctx,
+                    "rope_from",
+                    &self.layout_from,
+                    &[&uniform, step_buf, &freqs, x, src],
+                ),
+                params.head_dim / 2,
+            ),
+        };
         Ok(RopeBinding {
             bind_group,
-            pairs_per_token: params.n_heads * (params.rope_dim / 2),
+            from: src.is_some(),
+            pairs_per_token: params.n_heads * pairs,
             max_tokens,
             _params: uniform,
             _freqs: freqs,
@@ -194,7 +262,11 @@ impl RopeKernel {
             return Ok(());
         }
         let (x, y) = step::thread_grid(self.max_groups, "rope", threads, WORKGROUP_SIZE)?;
-        pass.set_pipeline(&self.pipeline);
+        pass.set_pipeline(if binding.from {
+            &self.pipeline_from
+        } else {
+            &self.pipeline
+        });
         pass.set_bind_group(0, &binding.bind_group, &[]);
         pass.dispatch_workgroups(x, y, 1);
         Ok(())
@@ -219,6 +291,29 @@ impl RopeKernel {
         step::submit_pass(ctx, "rope", |pass| kernel.encode(pass, &binding, n_tokens))?;
         ctx.read_f32(&gx, x.len())
     }
+
+    /// [`RopeKernel::run`] out of place (`rope_from`): `x` stays as it is on the device and
+    /// the rotation is written to a second buffer, which is read back.
+    pub fn run_from(
+        ctx: &GpuContext,
+        x: &[f32],
+        pos: u32,
+        params: &RopeParams,
+    ) -> Result<Vec<f32>> {
+        params.check()?;
+        let token = (params.n_heads * params.head_dim) as usize;
+        if x.len() % token != 0 || x.is_empty() {
+            return Err(Error::Gpu("rope: ragged tokens".into()));
+        }
+        let n_tokens = (x.len() / token) as u32;
+        let kernel = Self::new(ctx)?;
+        let step_buf = step::create_step_buffer(ctx, Step::new(pos, n_tokens))?;
+        let gx = step::input_buffer(ctx, "rope src", x)?;
+        let out = step::output_buffer(ctx, "rope dst", (x.len() * 4) as u64)?;
+        let binding = kernel.bind_from(ctx, &step_buf, &gx, &out, params, n_tokens)?;
+        step::submit_pass(ctx, "rope", |pass| kernel.encode(pass, &binding, n_tokens))?;
+        ctx.read_f32(&out, x.len())
+    }
 }
 
 #[cfg(test)]
@@ -234,6 +329,7 @@ mod tests {
             base: 10000.0,
             freq_scale: 1.0,
             layout: RopeLayout::Normal,
+            max_pos: u32::MAX,
         };
         // Position 0 is the identity.
         assert_eq!(rope_ref(&[1.0, 2.0, 3.0, 4.0], 0, &p), [1.0, 2.0, 3.0, 4.0]);
@@ -250,6 +346,6 @@ mod tests {
 
     #[test]
     fn params_match_the_shader_uniform() {
-        assert_eq!(size_of::<Params>(), 16);
+        assert_eq!(size_of::<Params>(), 32);
     }
 }

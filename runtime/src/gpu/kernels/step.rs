@@ -87,15 +87,22 @@ pub(crate) fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLay
 pub(crate) fn build_pipelines(
     ctx: &GpuContext,
     label: &str,
-    source: &'static str,
+    source: &str,
     entries: &[wgpu::BindGroupLayoutEntry],
     entry_points: &[&str],
 ) -> (wgpu::BindGroupLayout, Vec<wgpu::ComputePipeline>) {
+    build_pipelines_from(ctx, label, &[(source, entry_points)], entries)
+}
+
+/// [`build_pipelines`] over several shader modules, given as (source, entry points): every
+/// pipeline shares one bind group layout, so one bind group serves them all.
+pub(crate) fn build_pipelines_from(
+    ctx: &GpuContext,
+    label: &str,
+    modules: &[(&str, &[&str])],
+    entries: &[wgpu::BindGroupLayoutEntry],
+) -> (wgpu::BindGroupLayout, Vec<wgpu::ComputePipeline>) {
     let device = ctx.device();
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some(label),
-        source: wgpu::ShaderSource::Wgsl(source.into()),
-    });
     let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
         label: Some(label),
         entries,
@@ -105,19 +112,25 @@ pub(crate) fn build_pipelines(
         bind_group_layouts: &[Some(&layout)],
         immediate_size: 0,
     });
-    let pipelines = entry_points
-        .iter()
-        .map(|entry| {
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(entry),
-                layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some(entry),
-                compilation_options: Default::default(),
-                cache: None,
-            })
-        })
-        .collect();
+    let mut pipelines = Vec::new();
+    for (source, entry_points) in modules {
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(label),
+            source: wgpu::ShaderSource::Wgsl((*source).into()),
+        });
+        for entry in entry_points.iter() {
+            pipelines.push(
+                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(entry),
+                    layout: Some(&pipeline_layout),
+                    module: &module,
+                    entry_point: Some(entry),
+                    compilation_options: Default::default(),
+                    cache: None,
+                }),
+            );
+        }
+    }
     (layout, pipelines)
 }
 

@@ -1,0 +1,147 @@
+//! In-place Walsh–Hadamard rotation of heads (`shaders/hadamard.wgsl`; CPU twin:
+//! [`crate::kv::quant::hadamard`]). A quantized KV cache stores rotated keys and values:
+//! rotation spreads a few large channels over the whole head, so 4-bit blocks lose less. The
+//! query gets the same rotation (dot products are unchanged, the transform being orthonormal)
+//! and attention's output is rotated back (the transform is its own inverse).
+
+use crate::gpu::alloc::GpuBuffer;
+use crate::gpu::context::GpuContext;
+use crate::gpu::kernels::step::{self, Step};
+use crate::gpu::shaders;
+use crate::kv::quant::hadamard_size;
+use crate::{Error, Result};
+
+/// Threads per workgroup; must match the shader.
+const WORKGROUP_SIZE: u32 = 64;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    width: u32,
+    rows_per_token: u32,
+    size: u32,
+    _pad: u32,
+}
+
+/// The hadamard pipeline, built once per device.
+pub struct HadamardKernel {
+    layout: wgpu::BindGroupLayout,
+    pipeline: wgpu::ComputePipeline,
+    max_groups: u32,
+}
+
+/// One bound use: `rows_per_token` heads of `width` values per token.
+pub struct HadamardBinding {
+    bind_group: wgpu::BindGroup,
+    runs_per_token: u32,
+    max_tokens: u32,
+    _params: GpuBuffer,
+}
+
+impl HadamardKernel {
+    pub fn new(ctx: &GpuContext) -> Result<Self> {
+        let (layout, mut pipelines) = step::build_pipelines(
+            ctx,
+            "hadamard",
+            shaders::HADAMARD,
+            &[
+                step::uniform_entry(0),
+                step::uniform_entry(1),
+                step::storage_entry(2, false),
+            ],
+            &["hadamard"],
+        );
+        Ok(Self {
+            layout,
+            pipeline: pipelines.remove(0),
+            max_groups: ctx.limits().max_compute_workgroups_per_dimension,
+        })
+    }
+
+    /// Binds `x` (f32 `[max_tokens, rows_per_token, width]`), rotated in place in runs of
+    /// [`hadamard_size`]`(width)`.
+    pub fn bind(
+        &self,
+        ctx: &GpuContext,
+        step_buf: &GpuBuffer,
+        x: &GpuBuffer,
+        width: u32,
+        rows_per_token: u32,
+        max_tokens: u32,
+    ) -> Result<HadamardBinding> {
+        if width == 0 || rows_per_token == 0 {
+            return Err(Error::Gpu("hadamard: empty rows".into()));
+        }
+        let size = hadamard_size(width);
+        let bytes = step::bytes4(
+            "hadamard",
+            u64::from(max_tokens) * u64::from(rows_per_token) * u64::from(width),
+        )?;
+        step::check_storage(ctx, "hadamard", "x", x, bytes)?;
+        let params = step::uniform(
+            ctx,
+            "hadamard params",
+            &Params {
+                width,
+                rows_per_token,
+                size,
+                _pad: 0,
+            },
+        )?;
+        let bind_group = step::bind_group(ctx, "hadamard", &self.layout, &[&params, step_buf, x]);
+        Ok(HadamardBinding {
+            bind_group,
+            runs_per_token: rows_per_token * (width / size),
+            max_tokens,
+            _params: params,
+        })
+    }
+
+    /// Records the rotation of the step's `n_tokens` tokens.
+    pub fn encode(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        binding: &HadamardBinding,
+        n_tokens: u32,
+    ) -> Result<()> {
+        if n_tokens > binding.max_tokens {
+            return Err(Error::Gpu(format!(
+                "hadamard: {n_tokens} tokens exceed the {} bound",
+                binding.max_tokens
+            )));
+        }
+        let threads = u64::from(n_tokens) * u64::from(binding.runs_per_token);
+        if threads == 0 {
+            return Ok(());
+        }
+        let (x, y) = step::thread_grid(self.max_groups, "hadamard", threads, WORKGROUP_SIZE)?;
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &binding.bind_group, &[]);
+        pass.dispatch_workgroups(x, y, 1);
+        Ok(())
+    }
+
+    /// Rotates `x` (`[n_tokens, rows_per_token, width]`) on the GPU and reads it back. For
+    /// tests and tools.
+    pub fn run(ctx: &GpuContext, x: &[f32], width: u32, rows_per_token: u32) -> Result<Vec<f32>> {
+        let token = (width * rows_per_token) as usize;
+        if token == 0 || x.len() % token != 0 || x.is_empty() {
+            return Err(Error::Gpu("hadamard: ragged rows".into()));
+        }
+        let n_tokens = (x.len() / token) as u32;
+        let kernel = Self::new(ctx)?;
+        let step_buf = step::create_step_buffer(ctx, Step::new(0, n_tokens))?;
+        let gx = step::input_buffer(ctx, "hadamard x", x)?;
+        let b = kernel.bind(ctx, &step_buf, &gx, width, rows_per_token, n_tokens)?;
+        step::submit_pass(ctx, "hadamard", |pass| kernel.encode(pass, &b, n_tokens))?;
+        ctx.read_f32(&gx, x.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn params_match_the_shader_uniform() {
+        assert_eq!(size_of::<super::Params>(), 16);
+    }
+}

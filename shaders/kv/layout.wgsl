@@ -1,0 +1,86 @@
+// Where one layer's KV cache keeps each position (see runtime/src/kv/mod.rs). One storage
+// buffer holds K then V; each side has three regions:
+//   sinks  positions 0 .. sinks, f16, never evicted;
+//   recent a copy of the newest `recent` positions (j + recent >= n_kv) in f16, slot j % recent
+//          (recent = 0 when the side is f16 anyway);
+//   ring   every position j >= sinks in the side's type, slot (j - sinks) % ring_slots.
+// A slot holds n_kv_heads heads; an f16 head is head_dim / 2 words, a ring head
+// ring_head_words words (blocks of 32 values, see runtime/src/kv/quant.rs).
+
+const KV_F16: u32 = 0u;
+const KV_Q8: u32 = 1u;
+const KV_Q4: u32 = 2u;
+
+struct KvSide {
+    ty: u32,
+    head_dim: u32,
+    recent: u32,
+    sink_off: u32,
+    recent_off: u32,
+    ring_off: u32,
+    ring_head_words: u32,
+    _pad: u32,
+}
+
+struct KvLayout {
+    n_kv_heads: u32,
+    sinks: u32,
+    window: u32,
+    ring_slots: u32,
+    k: KvSide,
+    v: KvSide,
+}
+
+// Words of one block of 32 values of type ty.
+fn kv_block_words(ty: u32) -> u32 {
+    if (ty == KV_Q8) {
+        return 9u;
+    }
+    if (ty == KV_Q4) {
+        return 5u;
+    }
+    return 16u;
+}
+
+// First word and type of head kvh of position j, when n_kv positions have been written.
+fn kv_locate(s: KvSide, j: u32, kvh: u32, n_kv: u32, lay: KvLayout) -> vec2<u32> {
+    let f16_head = s.head_dim / 2u;
+    if (j < lay.sinks) {
+        return vec2<u32>(s.sink_off + (j * lay.n_kv_heads + kvh) * f16_head, KV_F16);
+    }
+    if (j + s.recent >= n_kv) {
+        let slot = j % s.recent;
+        return vec2<u32>(s.recent_off + (slot * lay.n_kv_heads + kvh) * f16_head, KV_F16);
+    }
+    let slot = (j - lay.sinks) % lay.ring_slots;
+    return vec2<u32>(s.ring_off + (slot * lay.n_kv_heads + kvh) * s.ring_head_words, s.ty);
+}
+
+// The first position a query at p sees in its window (the sinks aside): the window's start,
+// but never inside the sinks.
+fn kv_window_lo(p: u32, lay: KvLayout) -> u32 {
+    var lo = 0u;
+    if (p + 1u > lay.window) {
+        lo = p + 1u - lay.window;
+    }
+    return max(lo, min(lay.sinks, p + 1u));
+}
+
+// Sink positions a query at p sees: 0 .. kv_sink_count(p).
+fn kv_sink_count(p: u32, lay: KvLayout) -> u32 {
+    return min(lay.sinks, kv_window_lo(p, lay));
+}
+
+// Keys a query at p sees in all: its sinks and its window.
+fn kv_span(p: u32, lay: KvLayout) -> u32 {
+    return kv_sink_count(p, lay) + (p + 1u - kv_window_lo(p, lay));
+}
+
+// The position of the i-th key a query at p sees (sinks first, then its window).
+fn kv_key_pos(i: u32, p: u32, lay: KvLayout) -> u32 {
+    let ns = kv_sink_count(p, lay);
+    if (i < ns) {
+        return i;
+    }
+    return kv_window_lo(p, lay) + (i - ns);
+}

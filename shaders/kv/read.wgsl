@@ -1,0 +1,81 @@
+// Reading the KV cache inside attention. The including shader defines
+//   var<storage, read> cache: array<u32>;   the layer's K and V (kv/layout.wgsl)
+//   fn q_at(i: u32, sink: bool) -> f32;      element i of the query (the sink query when
+//                                            `sink`: the query re-roped at its position
+//                                            inside the cache)
+
+fn kv_f16_dot(base: u32, hd: u32, sink: bool) -> f32 {
+    var dot = 0.0;
+    for (var w = 0u; w < hd / 2u; w++) {
+        let kk = unpack2x16float(cache[base + w]);
+        dot += q_at(2u * w, sink) * kk.x + q_at(2u * w + 1u, sink) * kk.y;
+    }
+    return dot;
+}
+
+// Byte b (0..3) of w as a signed value.
+fn kv_i8(w: u32, b: u32) -> f32 {
+    return f32(bitcast<i32>(w << (24u - 8u * b)) >> 24u);
+}
+
+// q . k for the key head at `loc` (first word, type) of width hd.
+fn kv_key_dot(loc: vec2<u32>, hd: u32, sink: bool) -> f32 {
+    let base = loc.x;
+    if (loc.y == KV_F16) {
+        return kv_f16_dot(base, hd, sink);
+    }
+    var dot = 0.0;
+    if (loc.y == KV_Q8) {
+        for (var b = 0u; b < hd / 32u; b++) {
+            let bb = base + b * 9u;
+            let d = unpack2x16float(cache[bb]).x;
+            var s = 0.0;
+            for (var w = 0u; w < 8u; w++) {
+                let word = cache[bb + 1u + w];
+                let i = b * 32u + 4u * w;
+                s += q_at(i, sink) * kv_i8(word, 0u) + q_at(i + 1u, sink) * kv_i8(word, 1u)
+                    + q_at(i + 2u, sink) * kv_i8(word, 2u) + q_at(i + 3u, sink) * kv_i8(word, 3u);
+            }
+            dot += d * s;
+        }
+        return dot;
+    }
+    for (var b = 0u; b < hd / 32u; b++) {
+        let bb = base + b * 5u;
+        let dm = unpack2x16float(cache[bb]);
+        var s = 0.0;
+        var qs = 0.0;
+        for (var w = 0u; w < 4u; w++) {
+            let word = cache[bb + 1u + w];
+            for (var n = 0u; n < 8u; n++) {
+                let qv = q_at(b * 32u + 8u * w + n, sink);
+                s += qv * f32((word >> (4u * n)) & 15u);
+                qs += qv;
+            }
+        }
+        dot += dm.x * s + dm.y * qs;
+    }
+    return dot;
+}
+
+// Values 2w and 2w + 1 of the value head at `loc`.
+fn kv_value_pair(loc: vec2<u32>, w: u32) -> vec2<f32> {
+    if (loc.y == KV_F16) {
+        return unpack2x16float(cache[loc.x + w]);
+    }
+    let i = 2u * w;
+    let b = i / 32u;
+    let r = i % 32u;
+    if (loc.y == KV_Q8) {
+        let bb = loc.x + b * 9u;
+        let d = unpack2x16float(cache[bb]).x;
+        let word = cache[bb + 1u + r / 4u];
+        return d * vec2<f32>(kv_i8(word, r % 4u), kv_i8(word, r % 4u + 1u));
+    }
+    let bb = loc.x + b * 5u;
+    let dm = unpack2x16float(cache[bb]);
+    let word = cache[bb + 1u + r / 8u];
+    let sh = 4u * (r % 8u);
+    let codes = vec2<f32>(f32((word >> sh) & 15u), f32((word >> (sh + 4u)) & 15u));
+    return dm.x * codes + dm.y;
+}
