@@ -352,8 +352,17 @@ fn kv_write_then_attention_over_a_wrapping_ring() {
     let wb = writer
         .bind(&ctx, &step_buf, &gk, &gv, &cache, max_tokens)
         .unwrap();
+    let partials = ctx
+        .create_buffer(
+            "partials",
+            AttentionKernel::partials_bytes(attn.strategy(), &p, &layout, max_tokens),
+            wgpu::BufferUsages::STORAGE,
+        )
+        .unwrap();
     let ab = attn
-        .bind(&ctx, &step_buf, &gq, &gqs, &cache, &out, &p, max_tokens)
+        .bind(
+            &ctx, &step_buf, &gq, &gqs, &cache, &out, &partials, &p, max_tokens,
+        )
         .unwrap();
 
     let start = Instant::now();

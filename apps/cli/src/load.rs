@@ -8,6 +8,8 @@ use crate::args::ModelArgs;
 
 /// Resolves `-m`, then loads the model onto the GPU with a progress bar on stderr.
 pub fn engine(args: &ModelArgs) -> Result<Engine> {
+    // Bad flags are reported before a model is pulled or opened.
+    let options = args.engine_options()?;
     let path = crate::model_arg::resolve(&args.model)?;
     let bar = ProgressBar::new(0);
     bar.set_style(
@@ -16,18 +18,23 @@ pub fn engine(args: &ModelArgs) -> Result<Engine> {
             .progress_chars("=> "),
     );
     bar.set_message(args.model.clone());
-    let engine = Engine::load(&path, &args.engine_options(), &mut |p| {
+    let engine = Engine::load(&path, &options, &mut |p| {
         bar.set_length(p.total);
         bar.set_position(p.done);
     });
     bar.finish_and_clear();
     let engine = engine?;
+    let kv = engine.kv_config();
     log::info!(
-        "{} on {} ({}), context {}",
+        "{} on {} ({}), window {} + {} sinks, cache K {} V {}, device memory {}",
         args.model,
         engine.gpu().adapter_name(),
         engine.gpu().backend(),
-        engine.context_size()
+        kv.window,
+        kv.sinks,
+        kv.k_type,
+        kv.v_type,
+        engine.gpu().memory_stats()
     );
     Ok(engine)
 }

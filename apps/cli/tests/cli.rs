@@ -155,3 +155,309 @@ fn list_shows_the_catalog() {
         .collect();
     assert_eq!(names, ["smollm2-135m", "gemma3-270m"]);
 }
+
+/// A tiny synthetic llama (2 layers, 2 KV heads of 32) written to a temporary file.
+fn tiny_model() -> (tempfile::TempDir, String) {
+    use voyager_runtime::gguf::synthetic::SyntheticLlama;
+    use voyager_runtime::gguf::writer::Value;
+    let shape = SyntheticLlama {
+        n_embd: 128,
+        n_heads: 4,
+        n_kv_heads: 2,
+        ..SyntheticLlama::default()
+    };
+    let mut gguf = shape.build();
+    // No merges (the synthetic "Ġ t" merges into a token the byte vocabulary lacks) and a
+    // pre-tokenizer Voyager knows, so that opening the model prints nothing on stderr.
+    gguf.set("tokenizer.ggml.merges", Value::Array(Vec::new()))
+        .set("tokenizer.ggml.pre", "default".into());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.gguf");
+    std::fs::write(&path, gguf.to_bytes()).unwrap();
+    let path = path.to_str().unwrap().to_string();
+    (dir, path)
+}
+
+/// Runs voyager expecting one `error: ` line on stderr; returns it and the exit code.
+fn one_line_error(args: &[&str]) -> (String, Option<i32>) {
+    assert_one_line_error(args, &format!("{args:?}"));
+    let out = voyager().args(args).output().expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).trim_end().to_string();
+    (stderr, out.status.code())
+}
+
+/// Every command that loads a model takes the memory and cache flags: with a model that does
+/// not exist, the error is about the model, not the flags.
+#[test]
+fn memory_flags_parse_in_every_model_command() {
+    let flags = [
+        "--mem-budget",
+        "300MiB",
+        "-ctk",
+        "q8",
+        "-ctv",
+        "f16",
+        "--window",
+        "100",
+        "--sinks",
+        "2",
+        "--kv-recent",
+        "0",
+        "--no-kv-rotate",
+    ];
+    let missing = "/nonexistent/dir/model.gguf";
+    for cmd in [
+        &["info"][..],
+        &["run"],
+        &["chat"],
+        &["perplexity", "-f", "/nonexistent.txt"],
+        &["bench"],
+    ] {
+        let mut args = cmd.to_vec();
+        args.extend(["-m", missing]);
+        args.extend(flags);
+        if cmd[0] == "run" {
+            args.push("hello");
+        }
+        let (err, code) = one_line_error(&args);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("nonexistent"),
+            "{args:?}: not a model error: {err}"
+        );
+    }
+    // The long spellings, llama.cpp's `-ctk=TYPE` and `-c` instead of --window.
+    for extra in [
+        &["--cache-type-k", "f16", "--cache-type-v", "q8_0"][..],
+        &["-ctk=q4_0", "-ctv=Q8"],
+        &[
+            "--ctk",
+            "q4",
+            "--ctv",
+            "f16",
+            "-c",
+            "512",
+            "--mem-budget",
+            "1 GiB",
+        ],
+        &["--mem-budget", "2g", "--sinks", "0", "-c", "1"],
+    ] {
+        let mut args = vec!["run", "-m", missing];
+        args.extend(extra);
+        args.push("hello");
+        let (err, code) = one_line_error(&args);
+        assert_eq!(code, Some(1), "{args:?}: {err}");
+        assert!(err.contains("nonexistent"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn bad_cache_types_are_one_line_errors() {
+    for flag in ["-ctk", "-ctv", "--cache-type-k", "--cache-type-v"] {
+        let (err, code) = one_line_error(&["run", "-m", "x", flag, "q3", "hi"]);
+        assert_eq!(code, Some(2), "{err}");
+        assert!(err.contains("`q3`"), "{err}");
+        assert!(err.contains("f16, q8 or q4"), "{err}");
+    }
+    let (err, _) = one_line_error(&["info", "-m", "x", "-ctk"]);
+    assert!(err.contains("cache-type-k"), "{err}");
+}
+
+#[test]
+fn bad_budgets_are_one_line_errors() {
+    for (budget, why) in [
+        ("0", "zero"),
+        ("0MiB", "zero"),
+        ("banana", "number"),
+        ("-1MiB", "negative"),
+        ("-0", "negative"),
+        ("1e400GB", "unit"),
+        ("inf", "number"),
+        ("99999999999999999999999GB", "u64"),
+        ("1.5", "fraction"),
+        ("", "empty"),
+    ] {
+        // `=`: clap takes a value that starts with `-` for a flag otherwise.
+        let flag = format!("--mem-budget={budget}");
+        let (err, code) = one_line_error(&["run", "-m", "x", &flag, "hi"]);
+        assert_eq!(code, Some(2), "{budget:?}: {err}");
+        assert!(err.contains(why), "{budget:?}: {err}");
+        assert!(err.contains("300MiB"), "{budget:?} gives no example: {err}");
+    }
+}
+
+#[test]
+fn spans_that_leave_no_window_are_refused() {
+    let missing = "/nonexistent/dir/model.gguf";
+    for args in [
+        &["-c", "4", "--sinks", "4"][..],
+        &["-c", "4"],
+        &["-c", "0", "--sinks", "0"],
+    ] {
+        for cmd in ["info", "run", "bench"] {
+            let mut argv = vec![cmd, "-m", missing];
+            argv.extend(args);
+            if cmd == "run" {
+                argv.push("hi");
+            }
+            let (err, code) = one_line_error(&argv);
+            assert_eq!(code, Some(1), "{argv:?}: {err}");
+            assert!(err.contains("no room"), "{argv:?}: {err}");
+        }
+    }
+    let (err, _) = one_line_error(&["run", "-m", missing, "-c", "64", "--window", "60", "hi"]);
+    assert!(err.contains("give one"), "{err}");
+    let (err, code) = one_line_error(&["run", "-m", missing, "--window", "0", "hi"]);
+    assert_eq!(code, Some(2), "{err}");
+    let (err, _) = one_line_error(&["run", "-m", missing, "--sinks=-1", "hi"]);
+    assert!(err.contains("--sinks"), "{err}");
+}
+
+#[test]
+fn perplexity_stream_flag() {
+    let (err, code) = one_line_error(&[
+        "perplexity",
+        "-m",
+        "x",
+        "-f",
+        "t.txt",
+        "--stream",
+        "--chunks",
+        "2",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--chunks"), "{err}");
+    let (err, _) = one_line_error(&[
+        "perplexity",
+        "-m",
+        "x",
+        "-f",
+        "/nonexistent.txt",
+        "--stream",
+        "--mem-budget",
+        "64MiB",
+    ]);
+    assert!(err.contains("cannot read"), "{err}");
+}
+
+#[test]
+fn help_lists_the_memory_flags_and_hides_the_expert_ones() {
+    for cmd in ["run", "chat", "perplexity", "bench", "info"] {
+        let (ok, stdout, _) = run(&[cmd, "--help"]);
+        assert!(ok, "{cmd} --help");
+        for flag in [
+            "--mem-budget <SIZE>",
+            "--cache-type-k <TYPE>",
+            "--cache-type-v <TYPE>",
+            "--window <W>",
+            "--sinks <S>",
+            "--ctx-size <N>",
+        ] {
+            assert!(
+                stdout.contains(flag),
+                "{cmd} --help lacks {flag}:\n{stdout}"
+            );
+        }
+        for hidden in ["--kv-recent", "--no-kv-rotate"] {
+            assert!(!stdout.contains(hidden), "{cmd} --help shows {hidden}");
+        }
+    }
+    let (_, stdout, _) = run(&["perplexity", "--help"]);
+    assert!(stdout.contains("--stream"), "{stdout}");
+}
+
+#[test]
+fn info_lists_kv_bytes_per_token_for_every_cache_type() {
+    let (_dir, model) = tiny_model();
+    let v = info_json(&model);
+    // 2 layers x 2 KV heads x (K + V) of 32 values: f16 16 words a head, q8 9, q4 5.
+    assert_eq!(v["kv_bytes_per_token_f16"], 512);
+    assert_eq!(
+        v["kv_bytes_per_token"],
+        serde_json::json!({"f16": 512, "q8": 288, "q4": 160})
+    );
+    assert!(v.get("plan").is_none(), "no plan without memory flags");
+    let (ok, stdout, stderr) = run(&["info", "-m", &model]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("KV bytes/token  512 at f16, 288 at q8, 160 at q4"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("memory plan"), "{stdout}");
+}
+
+#[test]
+fn info_prints_the_memory_plan() {
+    let (_dir, model) = tiny_model();
+    let (ok, stdout, stderr) = run(&[
+        "info",
+        "-m",
+        &model,
+        "--json",
+        "--mem-budget",
+        "64MiB",
+        "-ctk",
+        "q8",
+        "-ctv",
+        "q4",
+        "--sinks",
+        "4",
+    ]);
+    assert!(ok, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON object");
+    let plan = &v["plan"];
+    assert_eq!(plan["budget"], 64 << 20);
+    assert_eq!(plan["cache_type_k"], "q8");
+    assert_eq!(plan["cache_type_v"], "q4");
+    assert_eq!(plan["sinks"], 4);
+    let n = |k: &str| {
+        plan[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("plan.{k} is not an integer: {plan}"))
+    };
+    assert!(n("weights") > 0, "{plan}");
+    assert!(n("kv") > 0 && n("scratch") > 0);
+    assert_eq!(
+        n("total"),
+        n("weights") + n("kv") + n("scratch") + n("staging")
+    );
+    assert!(n("total") <= 64 << 20, "{plan}");
+    assert!(n("window") >= 64, "{plan}");
+    // The model's context (256) caps the window when the budget allows more.
+    assert!(n("window") + n("sinks") <= 256, "{plan}");
+    assert_eq!(plan["kv_bytes_per_token"], v["kv_bytes_per_token"]);
+    // Everything describe printed before is still there.
+    assert_eq!(v["kv_bytes_per_token_f16"], 512);
+    assert_eq!(v["n_layers"], 2);
+
+    // An explicit window is kept, and costs what bytes_per_token says.
+    let (ok, stdout, stderr) = run(&[
+        "info", "-m", &model, "--json", "-ctk", "f16", "-ctv", "f16", "--window", "100",
+    ]);
+    assert!(ok, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["plan"]["window"], 100);
+    assert_eq!(v["plan"]["budget"], serde_json::Value::Null);
+
+    let (ok, stdout, stderr) = run(&["info", "-m", &model, "--mem-budget", "64MiB"]);
+    assert!(ok, "{stderr}");
+    for line in [
+        "memory plan",
+        "weights",
+        "KV cache",
+        "scratch",
+        "staging",
+        "total",
+    ] {
+        assert!(stdout.contains(line), "no `{line}` in:\n{stdout}");
+    }
+    assert!(stdout.contains("of 64.00 MiB"), "{stdout}");
+}
+
+#[test]
+fn info_refuses_a_budget_too_small_in_one_line() {
+    let (_dir, model) = tiny_model();
+    let (err, code) = one_line_error(&["info", "-m", &model, "--mem-budget", "1KiB"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("memory budget"), "{err}");
+}

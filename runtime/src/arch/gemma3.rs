@@ -44,7 +44,16 @@ pub(crate) fn build<'e>(e: &'e Engine, s: &Scratch, kv: &[KvLayerCache]) -> Resu
         )?);
         ops.extend(b.rope_query(&s.q, &s.q_sink, cache, l)?);
         ops.push(b.rope(&s.k, cfg.n_kv_heads, l)?);
-        ops.extend(b.cached_attention(&s.q, &s.q_sink, &s.k, &s.v, cache, &s.attn, scale)?);
+        ops.extend(b.cached_attention(
+            &s.q,
+            &s.q_sink,
+            &s.k,
+            &s.v,
+            cache,
+            &s.attn,
+            &s.partials,
+            scale,
+        )?);
         ops.push(b.matmul(&w("attn_output"), &s.attn, &s.o)?);
         ops.push(b.rms_norm(&s.o, &w("post_attention_norm"), &s.o2)?);
         ops.push(b.add(&s.x, &s.o2, &s.x2)?);

@@ -8,6 +8,10 @@
 pub mod size;
 
 use crate::engine::EngineOptions;
+use crate::gpu::kernels::attention::AttentionKernel;
+use crate::gpu::kernels::kv_cache::KvLayerCache;
+use crate::gpu::kernels::strategy::Strategy;
+use crate::gpu::weights::UPLOAD_SLICE;
 use crate::kv::{KvConfig, KvType};
 use crate::model::Model;
 use crate::{Error, Result};
@@ -43,8 +47,143 @@ impl Plan {
 /// [`EngineOptions::MIN_WINDOW`] tokens (or the window asked for), naming the smallest budget
 /// that would.
 pub fn plan(model: &Model, options: &EngineOptions) -> Result<Plan> {
-    let _ = (model, options);
-    Err(Error::Unsupported(
-        "memory planning is not wired yet".into(),
-    ))
+    let cfg = &model.config;
+    if options.batch == 0 || options.batch > 4096 {
+        return Err(Error::Unsupported(format!(
+            "a batch of {} tokens (1 to 4096 are allowed)",
+            options.batch
+        )));
+    }
+    let weights = weight_bytes(model);
+    let trained = u32::try_from(cfg.context_length).unwrap_or(u32::MAX);
+    let max_window = trained.saturating_sub(options.sinks).max(1);
+    let sized = |window: u32| plan_window(model, options, weights, window);
+    match (options.window, options.mem_budget) {
+        (Some(0), _) => Err(Error::Unsupported("a window of 0 tokens".into())),
+        (Some(w), _) if u64::from(w) + u64::from(options.sinks) > u64::from(trained) => {
+            Err(Error::Unsupported(format!(
+                "{} sinks + a {w}-token window exceed the model's context of {trained} tokens",
+                options.sinks
+            )))
+        }
+        (Some(w), None) => sized(w),
+        (Some(w), Some(budget)) => {
+            let p = sized(w)?;
+            if p.total() > budget {
+                return Err(Error::Budget(format!(
+                    "{} cannot hold a {w}-token window: it needs {} ({}); raise --mem-budget \
+                     to {} or lower --window",
+                    format_size(budget),
+                    format_size(p.total()),
+                    p.breakdown(),
+                    format_size(p.total())
+                )));
+            }
+            Ok(Plan {
+                budget: Some(budget),
+                ..p
+            })
+        }
+        (None, None) => {
+            let span = cfg.context_length.min(EngineOptions::DEFAULT_CONTEXT) as u32;
+            sized(span.saturating_sub(options.sinks).max(1))
+        }
+        (None, Some(budget)) => {
+            let smallest = sized(EngineOptions::MIN_WINDOW.min(max_window))?;
+            if smallest.total() > budget {
+                return Err(Error::Budget(format!(
+                    "{} is too small for this model: the weights and the smallest cache \
+                     ({}-token window) need {} ({}); use --mem-budget {} or more",
+                    format_size(budget),
+                    smallest.kv_config.window,
+                    format_size(smallest.total()),
+                    smallest.breakdown(),
+                    format_size(smallest.total())
+                )));
+            }
+            // The total grows with the window: find the largest that fits.
+            let (mut lo, mut hi) = (smallest.kv_config.window, max_window);
+            while lo < hi {
+                let mid = lo + (hi - lo).div_ceil(2);
+                if sized(mid)?.total() <= budget {
+                    lo = mid;
+                } else {
+                    hi = mid - 1;
+                }
+            }
+            Ok(Plan {
+                budget: Some(budget),
+                ..sized(lo)?
+            })
+        }
+    }
+}
+
+impl Plan {
+    /// `weights A + KV B + scratch C + staging D`, for messages.
+    pub fn breakdown(&self) -> String {
+        format!(
+            "weights {} + KV {} + scratch {} + staging {}",
+            format_size(self.weights),
+            format_size(self.kv),
+            format_size(self.scratch),
+            format_size(self.staging)
+        )
+    }
+}
+
+/// The smallest storage binding limit a device may have (WebGPU's minimum), which gives the
+/// most chunks and so an upper bound of the weights' padding on any device.
+const MIN_BINDING: u64 = 128 << 20;
+
+/// Device bytes of every tensor as [`crate::gpu::weights::GpuWeight::upload`] lays it out.
+fn weight_bytes(model: &Model) -> u64 {
+    model
+        .file
+        .tensors()
+        .iter()
+        .map(|t| {
+            let cols = t.dims.first().copied().unwrap_or(0);
+            let row = t.ggml_type.row_bytes(cols).unwrap_or(t.n_bytes);
+            crate::gpu::weights::planned_bytes(t.n_bytes, row, MIN_BINDING)
+        })
+        .sum()
+}
+
+/// Small uniforms (kernel parameters, RoPE frequencies): an allowance per layer and per
+/// session, well above what the kernels allocate (a few hundred bytes a layer).
+const UNIFORMS_PER_LAYER: u64 = 4 << 10;
+const UNIFORMS_FIXED: u64 = 16 << 10;
+
+fn plan_window(model: &Model, options: &EngineOptions, weights: u64, window: u32) -> Result<Plan> {
+    let cfg = &model.config;
+    let kv_config = options.kv_config(window);
+    let batch = options.batch as u32;
+    let layouts = crate::engine::layouts_for(cfg, &kv_config, batch)?;
+    let kv: u64 = layouts.iter().map(KvLayerCache::device_bytes).sum();
+    // The row-per-thread partials are the larger: plan for them whatever the device.
+    let params = crate::engine::attention_params(cfg, 1.0);
+    let partials = layouts
+        .iter()
+        .map(|l| AttentionKernel::partials_bytes(Strategy::RowPerThread, &params, l, batch))
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let scratch = crate::engine::scratch_bytes(cfg, batch)
+        + partials
+        + UNIFORMS_FIXED
+        + UNIFORMS_PER_LAYER * cfg.n_layers as u64;
+    let shapes: Vec<_> = layouts.iter().map(|l| l.shape).collect();
+    Ok(Plan {
+        budget: None,
+        weights,
+        kv,
+        scratch,
+        staging: UPLOAD_SLICE,
+        kv_config,
+        kv_bytes_per_token: KvType::ALL
+            .iter()
+            .map(|&t| (t, crate::kv::bytes_per_token(t, t, &shapes)))
+            .collect(),
+    })
 }

@@ -4,7 +4,7 @@
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::gpu::kernels::attention::AttentionParams;
+use crate::gpu::kernels::attention::{AttentionKernel, AttentionParams};
 use crate::gpu::kernels::ffn_act::Activation;
 use crate::gpu::kernels::kv_cache::KvLayerCache;
 use crate::gpu::kernels::rope::RopeParams;
@@ -73,6 +73,8 @@ pub(crate) struct Scratch {
     pub q_raw: GpuBuffer,
     pub k_raw: GpuBuffer,
     pub attn: GpuBuffer,
+    /// Attention's split partials, shared by every layer.
+    pub partials: GpuBuffer,
     /// Output of a block (attention or feed-forward projection) and its normalized form.
     pub o: GpuBuffer,
     pub o2: GpuBuffer,
@@ -116,6 +118,11 @@ impl Scratch {
             q_raw: buf("q raw", q_width)?,
             k_raw: buf("k raw", k_width)?,
             attn: buf("attn", attn_width)?,
+            partials: ctx.create_buffer(
+                "attention partials",
+                partials_bytes(engine)?,
+                wgpu::BufferUsages::STORAGE,
+            )?,
             o: buf("o", cfg.n_embd)?,
             o2: buf("o2", cfg.n_embd)?,
             gate: buf("gate", cfg.n_ff)?,
@@ -131,6 +138,25 @@ impl Scratch {
             )?,
         })
     }
+}
+
+/// Bytes [`Scratch::new`] allocates without the partials, plus the all-rows head's logits and
+/// their staging (perplexity), for `max_tokens` tokens a step. Keep in step with
+/// [`Scratch::new`] and [`Graph::ensure_head_all`]; the budget test checks the sum.
+pub(crate) fn scratch_bytes(cfg: &ModelConfig, max_tokens: u32) -> u64 {
+    let t = u64::from(max_tokens);
+    let f = 4u64;
+    let q = (cfg.n_heads * cfg.head_dim) as u64;
+    let k = (cfg.n_kv_heads * cfg.head_dim) as u64;
+    let v = (cfg.n_kv_heads * cfg.head_dim_v) as u64;
+    let attn = (cfg.n_heads * cfg.head_dim_v) as u64;
+    let (e, ff, vocab) = (cfg.n_embd as u64, cfg.n_ff as u64, cfg.vocab_size as u64);
+    let steps = 2 * size_of::<Step>() as u64;
+    let ids = t * f;
+    let per_token = 5 * e + 3 * q + 2 * k + v + attn + 3 * ff;
+    let last = 2 * e + 2 * vocab;
+    let head_all = 2 * t * vocab;
+    steps + ids + (t * per_token + last + head_all) * f
 }
 
 /// The head that turns every row of the batch into logits (perplexity), built on first use.
@@ -551,6 +577,7 @@ impl<'a, 'e> Builder<'a, 'e> {
         v_buf: &GpuBuffer,
         cache: &KvLayerCache,
         out: &GpuBuffer,
+        partials: &GpuBuffer,
         scale: f32,
     ) -> Result<Vec<Op<'e>>> {
         let cfg = self.config();
@@ -567,7 +594,7 @@ impl<'a, 'e> Builder<'a, 'e> {
             ops.push(self.hadamard(v_buf, cfg.head_dim_v, cfg.n_kv_heads)?);
         }
         ops.push(self.kv_write(k_buf, v_buf, cache)?);
-        ops.push(self.attention(q, q_sink, cache, out, scale)?);
+        ops.push(self.attention(q, q_sink, cache, out, partials, scale)?);
         if rotate {
             ops.push(self.hadamard(out, cfg.head_dim_v, cfg.n_heads)?);
         }
@@ -589,12 +616,14 @@ impl<'a, 'e> Builder<'a, 'e> {
     }
 
     /// `out = softmax(q k^T * scale) v` over the layer's cache: its sinks and its window.
+    #[allow(clippy::too_many_arguments)]
     fn attention(
         &self,
         q: &GpuBuffer,
         q_sink: &GpuBuffer,
         cache: &KvLayerCache,
         out: &GpuBuffer,
+        partials: &GpuBuffer,
         scale: f32,
     ) -> Result<Op<'e>> {
         let k = &self.e.kernels.attention;
@@ -606,6 +635,7 @@ impl<'a, 'e> Builder<'a, 'e> {
             q_sink,
             cache,
             out,
+            partials,
             &params,
             self.max_tokens,
         )?;
@@ -656,6 +686,20 @@ impl<'a, 'e> Builder<'a, 'e> {
             k.encode(pass, &b, s.n_tokens)
         }))
     }
+}
+
+/// Bytes of the attention partials buffer an engine's sessions share across layers.
+fn partials_bytes(engine: &Engine) -> Result<u64> {
+    let cfg = &engine.model.config;
+    let params = attention_params(cfg, 1.0);
+    let strategy = engine.kernels.attention.strategy();
+    let batch = engine.batch_size() as u32;
+    Ok(layer_layouts(engine)?
+        .iter()
+        .map(|l| AttentionKernel::partials_bytes(strategy, &params, l, batch))
+        .max()
+        .unwrap_or(0)
+        .max(4))
 }
 
 /// The attention parameters of a model (the cache layout gives the window).

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::gpu::weights::GpuWeight;
 use crate::gpu::{GpuBuffer, GpuContext};
 use crate::kv::KvConfig;
-use crate::model::{Model, ModelConfig};
+use crate::model::Model;
 
 /// Where loading stands, for a progress bar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +51,9 @@ impl Engine {
                 t.name, t.ggml_type
             )));
         }
-        let kv = resolve_kv(cfg, options)?;
+        // The memory plan, before anything is allocated: refuses a budget that cannot work.
+        let plan = crate::budget::plan(&model, options)?;
+        let kv = plan.kv_config;
         if options.batch == 0 || options.batch > 4096 {
             return Err(Error::Unsupported(format!(
                 "a batch of {} tokens (1 to 4096 are allowed)",
@@ -60,6 +62,11 @@ impl Engine {
         }
 
         let gpu = GpuContext::new()?;
+        // Every buffer is counted against the budget, less what wgpu stages for uploads.
+        if let Some(budget) = options.mem_budget {
+            gpu.allocator()
+                .set_limit(Some(budget.saturating_sub(plan.staging)));
+        }
         log::info!(
             "loading {} on {} ({})",
             cfg.name.as_deref().unwrap_or("model"),
@@ -76,10 +83,16 @@ impl Engine {
             if info.dims.len() > 1 {
                 kernels.matmul.prepare(info.ggml_type)?;
             }
+            model.file.release_pages(info);
             weights.insert(info.name.clone(), weight);
             done += info.n_bytes;
             progress(LoadProgress { done, total });
         }
+        log::info!(
+            "memory plan: {} ({})",
+            crate::budget::format_size(plan.total()),
+            plan.breakdown()
+        );
         Ok(Self {
             model,
             gpu,
@@ -145,17 +158,4 @@ impl Engine {
             ))),
         }
     }
-}
-
-/// The cache of `options`, with the window resolved when none is given.
-fn resolve_kv(cfg: &ModelConfig, options: &EngineOptions) -> Result<KvConfig> {
-    let window = match options.window {
-        Some(0) => return Err(Error::Unsupported("a window of 0 tokens".into())),
-        Some(w) => w,
-        None => {
-            let span = cfg.context_length.min(EngineOptions::DEFAULT_CONTEXT) as u32;
-            span.saturating_sub(options.sinks).max(1)
-        }
-    };
-    Ok(options.kv_config(window))
 }

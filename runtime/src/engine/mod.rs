@@ -19,5 +19,7 @@ pub use load::{Engine, LoadProgress};
 pub use options::EngineOptions;
 pub use session::{GenerateOptions, Generation, Prompt, Session, StopReason, TokenScore};
 
-pub(crate) use graph::{Builder, Graph, Logits, Op, Scratch};
+pub(crate) use graph::{
+    attention_params, layouts_for, scratch_bytes, Builder, Graph, Logits, Op, Scratch,
+};
 pub(crate) use kernels::Kernels;

@@ -269,6 +269,27 @@ impl GgufFile {
         &self.source.bytes()[t.offset as usize..(t.offset + t.n_bytes) as usize]
     }
 
+    /// Tells the OS it may drop the mapped pages of `t`'s data (after uploading it), so the
+    /// file's pages do not stay resident beside their GPU copy. Reading the data again later
+    /// still works: the pages are read back from the file.
+    pub fn release_pages(&self, t: &TensorInfo) {
+        if let Source::Mapped(m) = self.source.as_ref() {
+            // SAFETY: the map is private and read-only, so MADV_DONTNEED only drops clean
+            // pages that the kernel re-reads from the file on the next access; no slice into
+            // the map can observe different contents.
+            let r = unsafe {
+                m.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    t.offset as usize,
+                    t.n_bytes as usize,
+                )
+            };
+            if let Err(e) = r {
+                log::debug!("madvise on `{}`: {e}", t.name);
+            }
+        }
+    }
+
     /// Tensor data alignment in bytes.
     pub fn alignment(&self) -> u64 {
         self.alignment

@@ -50,6 +50,33 @@ pub fn max_chunk_bytes(limits: &wgpu::Limits) -> u64 {
         & !3
 }
 
+/// The most bytes of weights staged for upload at once.
+pub const UPLOAD_SLICE: u64 = 4 << 20;
+
+/// Submits pending queue writes and waits for them.
+fn flush(ctx: &GpuContext, name: &str) -> Result<()> {
+    ctx.queue().submit([]);
+    ctx.device()
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| Error::Gpu(format!("uploading `{name}`: {e}")))?;
+    Ok(())
+}
+
+/// Device bytes [`GpuWeight::upload`] allocates for a tensor of `n_bytes` bytes in rows of
+/// `row_bytes`, with chunks of at most `max_chunk` bytes (each padded to 4 bytes). Smaller
+/// chunks only add padding, so planning with the smallest limit a device may have
+/// (WebGPU's 128 MiB) bounds every device.
+pub fn planned_bytes(n_bytes: u64, row_bytes: u64, max_chunk: u64) -> u64 {
+    if row_bytes == 0 || n_bytes == 0 {
+        return n_bytes;
+    }
+    let rows = n_bytes / row_bytes;
+    let per_chunk = (max_chunk / row_bytes).max(1);
+    let full = rows / per_chunk;
+    let rest = rows % per_chunk;
+    full * (per_chunk * row_bytes).next_multiple_of(4) + (rest * row_bytes).next_multiple_of(4)
+}
+
 impl GpuWeight {
     /// Uploads `bytes`, the data of tensor `info` (e.g. [`crate::gguf::GgufFile::tensor_data`]),
     /// in chunks of at most [`max_chunk_bytes`].
@@ -145,21 +172,23 @@ impl GpuWeight {
                 padded,
                 wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
             )?;
+            // Bound staging: copy at most UPLOAD_SLICE bytes at a time and wait for each copy,
+            // so wgpu never holds more than one slice of the model in its staging memory.
             let whole = data.len() & !3;
-            if whole > 0 {
-                ctx.queue().write_buffer(&buffer, 0, &data[..whole]);
+            let mut off = 0;
+            while off < whole {
+                let end = (off + UPLOAD_SLICE as usize).min(whole);
+                ctx.queue()
+                    .write_buffer(&buffer, off as u64, &data[off..end]);
+                flush(ctx, name)?;
+                off = end;
             }
             if whole < data.len() {
                 let mut tail = [0u8; 4];
                 tail[..data.len() - whole].copy_from_slice(&data[whole..]);
                 ctx.queue().write_buffer(&buffer, whole as u64, &tail);
+                flush(ctx, name)?;
             }
-            // Bound staging to one chunk: flush this chunk's copy and wait for it, so neither
-            // the chunks of one tensor nor the tensors of a model pile up in staging memory.
-            ctx.queue().submit([]);
-            ctx.device()
-                .poll(wgpu::PollType::wait_indefinitely())
-                .map_err(|e| Error::Gpu(format!("uploading `{name}`: {e}")))?;
             chunks.push(WeightChunk {
                 buffer,
                 first_row: first as u32,

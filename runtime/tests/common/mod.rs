@@ -14,11 +14,17 @@ static PULL: Mutex<()> = Mutex::new(());
 /// (the test fails) when it cannot be had: these tests never skip.
 #[allow(dead_code)]
 pub fn model(name: &str) -> GgufFile {
+    let path = model_path(name);
+    GgufFile::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The path of catalog model `name`, pulled on first use.
+#[allow(dead_code)]
+pub fn model_path(name: &str) -> PathBuf {
     let _guard = PULL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = voyager_models::models_dir();
-    let path: PathBuf = voyager_models::resolve(name, &dir, &mut voyager_models::NoProgress)
-        .unwrap_or_else(|e| panic!("model {name}: {e} (run `voyager pull {name}`)"));
-    GgufFile::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    voyager_models::resolve(name, &dir, &mut voyager_models::NoProgress)
+        .unwrap_or_else(|e| panic!("model {name}: {e} (run `voyager pull {name}`)"))
 }
 
 // GPU test scaffolding: a context, deterministic inputs, and error checks.

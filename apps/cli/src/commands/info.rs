@@ -1,33 +1,103 @@
-//! `voyager info -m MODEL [--json]`
+//! `voyager info -m MODEL [--json] [--mem-budget SIZE] [-c N | --window W] [--sinks S]
+//! [-ctk TYPE] [-ctv TYPE]`
+//!
+//! Describes the model from its GGUF header alone (no GPU). With any memory or cache flag it
+//! also prints the memory plan a load with those flags would follow: weights, KV cache,
+//! scratch and staging against the budget, or the one-line refusal loading would give.
 
 use std::collections::BTreeMap;
 
 use anyhow::Result;
 use serde_json::json;
+use voyager_runtime::budget::{self, format_size, Plan};
+use voyager_runtime::engine::EngineOptions;
 use voyager_runtime::gguf::file_type_name;
+use voyager_runtime::kv::{self, HeadShape, KvType};
 use voyager_runtime::model::Model;
 use voyager_runtime::tokenizer::chat::TemplateSource;
 
+use crate::args::ModelArgs;
+
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model: a GGUF path or a catalog name.
-    #[arg(short, long)]
-    model: String,
+    /// The model, and the load flags to plan memory for (planned when any memory or cache
+    /// flag is given).
+    #[command(flatten)]
+    model: ModelArgs,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let path = crate::model_arg::resolve(&args.model)?;
+    let options = args.model.engine_options()?;
+    let path = crate::model_arg::resolve(&args.model.model)?;
     let model = Model::open(&path)?;
-    let info = describe(&model, &path);
+    let mut info = describe(&model, &path);
+    if args.model.has_memory_flags() {
+        let plan = budget::plan(&model, &options)?;
+        info["plan"] = describe_plan(&plan, &options);
+    }
     if args.json {
         crate::outln!("{}", serde_json::to_string_pretty(&info)?);
     } else {
         print_text(&info)?;
     }
     Ok(())
+}
+
+/// Ring bytes per token over all layers for each cache type, `None` when the model's heads
+/// cannot be cached (widths not a multiple of the quantization block).
+fn kv_bytes_per_token(model: &Model) -> Option<Vec<(KvType, u64)>> {
+    let cfg = &model.config;
+    let shape = HeadShape {
+        n_kv_heads: u32::try_from(cfg.n_kv_heads).ok()?,
+        head_dim: u32::try_from(cfg.head_dim).ok()?,
+        head_dim_v: u32::try_from(cfg.head_dim_v).ok()?,
+    };
+    shape.check().ok()?;
+    let shapes = vec![shape; cfg.n_layers];
+    Some(
+        KvType::ALL
+            .iter()
+            .map(|&t| (t, kv::bytes_per_token(t, t, &shapes)))
+            .collect(),
+    )
+}
+
+/// `{"f16": N, "q8": N, "q4": N}`.
+fn per_type(bytes: &[(KvType, u64)]) -> serde_json::Value {
+    bytes
+        .iter()
+        .map(|(t, n)| (t.name().to_string(), json!(n)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+fn describe_plan(plan: &Plan, options: &EngineOptions) -> serde_json::Value {
+    let kv = &plan.kv_config;
+    json!({
+        "budget": plan.budget,
+        "weights": plan.weights,
+        "kv": plan.kv,
+        "scratch": plan.scratch,
+        "staging": plan.staging,
+        "total": plan.total(),
+        "window": kv.window,
+        "sinks": kv.sinks,
+        "span": kv.span(),
+        "cache_type_k": kv.k_type.name(),
+        "cache_type_v": kv.v_type.name(),
+        // Only a quantized cache keeps a recent copy in f16.
+        "recent_f16": if kv.k_type.is_quantized() || kv.v_type.is_quantized() {
+            kv.recent
+        } else {
+            0
+        },
+        "rotate": kv.rotates(),
+        "batch": options.batch,
+        "kv_bytes_per_token": per_type(&plan.kv_bytes_per_token),
+    })
 }
 
 fn describe(model: &Model, path: &std::path::Path) -> serde_json::Value {
@@ -92,6 +162,7 @@ fn describe(model: &Model, path: &std::path::Path) -> serde_json::Value {
         },
         "chat_template": template,
         "kv_bytes_per_token_f16": cfg.kv_bytes_per_token(16),
+        "kv_bytes_per_token": kv_bytes_per_token(model).map(|b| per_type(&b)),
     })
 }
 
@@ -179,6 +250,148 @@ fn print_text(v: &serde_json::Value) -> std::io::Result<()> {
         }
     );
     crate::outln!("chat template   {}", s("chat_template"));
-    crate::outln!("KV bytes/token  {} at f16", s("kv_bytes_per_token_f16"));
+    match &v["kv_bytes_per_token"] {
+        serde_json::Value::Null => {
+            crate::outln!("KV bytes/token  {} at f16", s("kv_bytes_per_token_f16"))
+        }
+        bytes => crate::outln!("KV bytes/token  {}", per_type_text(bytes)),
+    }
+    for line in plan_lines(&v["plan"]) {
+        crate::outln!("{line}");
+    }
     Ok(())
+}
+
+/// `512 at f16, 288 at q8, 160 at q4` from `{"f16": 512, ...}`.
+fn per_type_text(bytes: &serde_json::Value) -> String {
+    KvType::ALL
+        .iter()
+        .filter_map(|t| Some(format!("{} at {t}", bytes[t.name()].as_u64()?)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The memory plan in words (nothing when there is no plan).
+fn plan_lines(plan: &serde_json::Value) -> Vec<String> {
+    if plan.is_null() {
+        return Vec::new();
+    }
+    let size = |k: &str| format_size(plan[k].as_u64().unwrap_or(0));
+    let budget = plan["budget"].as_u64();
+    let extras = match (plan["rotate"].as_bool(), plan["recent_f16"].as_u64()) {
+        (Some(true), Some(r)) if r > 0 => format!(" (rotated, newest {r} also in f16)"),
+        (Some(true), _) => " (rotated)".to_string(),
+        (_, Some(r)) if r > 0 => format!(" (newest {r} also in f16)"),
+        _ => String::new(),
+    };
+    vec![
+        format!(
+            "memory plan     {}",
+            budget.map_or("no budget".to_string(), |b| format!(
+                "budget {}",
+                format_size(b)
+            ))
+        ),
+        format!("  weights       {}", size("weights")),
+        format!(
+            "  KV cache      {}: window {} + {} sinks = {} tokens, K {} V {}{extras}",
+            size("kv"),
+            plan["window"],
+            plan["sinks"],
+            plan["span"],
+            plan["cache_type_k"].as_str().unwrap_or("-"),
+            plan["cache_type_v"].as_str().unwrap_or("-"),
+        ),
+        format!(
+            "  scratch       {} (batch {})",
+            size("scratch"),
+            plan["batch"]
+        ),
+        format!("  staging       {}", size("staging")),
+        format!(
+            "  total         {}{}",
+            size("total"),
+            budget.map_or(String::new(), |b| format!(" of {}", format_size(b)))
+        ),
+        format!(
+            "  KV/token      {}",
+            per_type_text(&plan["kv_bytes_per_token"])
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use voyager_runtime::kv::KvConfig;
+
+    fn plan(budget: Option<u64>, kv_config: KvConfig) -> Plan {
+        Plan {
+            budget,
+            weights: 100 << 20,
+            kv: 12 << 20,
+            scratch: 3 << 20,
+            staging: 1 << 20,
+            kv_config,
+            kv_bytes_per_token: vec![
+                (KvType::F16, 23040),
+                (KvType::Q8, 12960),
+                (KvType::Q4, 7200),
+            ],
+        }
+    }
+
+    #[test]
+    fn plan_json_has_plain_integers() {
+        let options = EngineOptions::default();
+        let v = describe_plan(&plan(Some(300 << 20), KvConfig::quantized(2044)), &options);
+        assert_eq!(v["budget"], 300u64 << 20);
+        assert_eq!(v["weights"], 100u64 << 20);
+        assert_eq!(v["kv"], 12u64 << 20);
+        assert_eq!(v["scratch"], 3u64 << 20);
+        assert_eq!(v["staging"], 1u64 << 20);
+        assert_eq!(v["total"], 116u64 << 20);
+        assert_eq!(v["window"], 2044);
+        assert_eq!(v["sinks"], 4);
+        assert_eq!(v["span"], 2048);
+        assert_eq!(v["cache_type_k"], "q4");
+        assert_eq!(v["cache_type_v"], "q4");
+        assert_eq!(v["recent_f16"], 32);
+        assert_eq!(v["rotate"], true);
+        assert_eq!(v["batch"], options.batch);
+        assert_eq!(
+            v["kv_bytes_per_token"],
+            json!({"f16": 23040, "q8": 12960, "q4": 7200})
+        );
+        let f16 = describe_plan(&plan(None, KvConfig::f16(100)), &options);
+        assert_eq!(f16["budget"], serde_json::Value::Null);
+        assert_eq!(
+            (&f16["recent_f16"], &f16["rotate"]),
+            (&json!(0), &json!(false))
+        );
+    }
+
+    #[test]
+    fn plan_text_names_every_part() {
+        let options = EngineOptions::default();
+        let v = describe_plan(&plan(Some(300 << 20), KvConfig::quantized(2044)), &options);
+        let text = plan_lines(&v).join("\n");
+        for part in [
+            "memory plan     budget 300.00 MiB",
+            "  weights       100.00 MiB",
+            "  KV cache      12.00 MiB: window 2044 + 4 sinks = 2048 tokens, K q4 V q4 \
+             (rotated, newest 32 also in f16)",
+            "  scratch       3.00 MiB (batch 32)",
+            "  staging       1.00 MiB",
+            "  total         116.00 MiB of 300.00 MiB",
+            "  KV/token      23040 at f16, 12960 at q8, 7200 at q4",
+        ] {
+            assert!(text.contains(part), "no {part:?} in:\n{text}");
+        }
+        let v = describe_plan(&plan(None, KvConfig::f16(100)), &options);
+        let text = plan_lines(&v).join("\n");
+        assert!(text.contains("memory plan     no budget"), "{text}");
+        assert!(text.contains("K f16 V f16\n"), "{text}");
+        assert!(plan_lines(&serde_json::Value::Null).is_empty());
+    }
 }

@@ -171,7 +171,6 @@ pub struct AttentionBinding {
     row_splits: u32,
     max_tokens: u32,
     _uniform: GpuBuffer,
-    _partials: GpuBuffer,
 }
 
 impl AttentionKernel {
@@ -222,9 +221,10 @@ impl AttentionKernel {
         })
     }
 
-    /// Bytes of the scratch one layer's binding allocates (partials and uniform), for the
-    /// memory plan.
-    pub fn scratch_bytes(
+    /// Bytes of the partials buffer a binding with `layout` needs (split decode, and the
+    /// row-per-thread prefill's splits). Layers run one after another, so one buffer of the
+    /// largest size serves them all.
+    pub fn partials_bytes(
         strategy: Strategy,
         params: &AttentionParams,
         layout: &LayerLayout,
@@ -238,16 +238,20 @@ impl AttentionKernel {
             Strategy::Cooperative => 0,
             Strategy::RowPerThread => u64::from(max_tokens) * nh * u64::from(row_splits) * stride,
         };
-        decode.max(rows) * 4 + size_of::<Params>() as u64
+        decode.max(rows) * 4
     }
+
+    /// Bytes of the uniform each binding allocates.
+    pub const UNIFORM_BYTES: u64 = size_of::<Params>() as u64;
 
     /// The strategy this kernel prefills with.
     pub fn strategy(&self) -> Strategy {
         self.strategy
     }
 
-    /// Binds `q` and `q_sink` (f32 `[max_tokens, n_heads, head_dim]`), the layer's `cache`
-    /// and `out` (f32 `[max_tokens, n_heads, head_dim_v]`), and allocates the partials.
+    /// Binds `q` and `q_sink` (f32 `[max_tokens, n_heads, head_dim]`), the layer's `cache`,
+    /// `out` (f32 `[max_tokens, n_heads, head_dim_v]`) and `partials` (at least
+    /// [`AttentionKernel::partials_bytes`]).
     #[allow(clippy::too_many_arguments)]
     pub fn bind(
         &self,
@@ -257,6 +261,7 @@ impl AttentionKernel {
         q_sink: &GpuBuffer,
         cache: &KvLayerCache,
         out: &GpuBuffer,
+        partials: &GpuBuffer,
         params: &AttentionParams,
         max_tokens: u32,
     ) -> Result<AttentionBinding> {
@@ -277,14 +282,8 @@ impl AttentionKernel {
         )?;
         step::check_storage(ctx, K, "cache", &cache.buffer, layout.bytes())?;
         let (max_splits, row_splits) = splits(self.strategy, &layout);
-        let total = Self::scratch_bytes(self.strategy, params, &layout, max_tokens);
-        let partial_bytes = total - size_of::<Params>() as u64;
-        let partials = ctx.create_buffer(
-            "attention partials",
-            partial_bytes,
-            wgpu::BufferUsages::STORAGE,
-        )?;
-        step::check_storage(ctx, K, "partials", &partials, partial_bytes)?;
+        let partial_bytes = Self::partials_bytes(self.strategy, params, &layout, max_tokens);
+        step::check_storage(ctx, K, "partials", partials, partial_bytes.max(4))?;
         let uniform = step::uniform(
             ctx,
             "attention params",
@@ -311,7 +310,7 @@ impl AttentionKernel {
                 q_sink,
                 &cache.buffer,
                 out,
-                &partials,
+                partials,
             ],
         );
         Ok(AttentionBinding {
@@ -322,7 +321,6 @@ impl AttentionKernel {
             row_splits,
             max_tokens,
             _uniform: uniform,
-            _partials: partials,
         })
     }
 
@@ -435,7 +433,14 @@ impl AttentionKernel {
         let gqs = step::input_buffer(ctx, "attention q sink", q_sink)?;
         let out_len = n_tokens as usize * (params.n_heads * params.head_dim_v) as usize;
         let out = step::output_buffer(ctx, "attention out", (out_len * 4) as u64)?;
-        let b = self.bind(ctx, &step_buf, &gq, &gqs, &cache, &out, params, n_tokens)?;
+        let partials = ctx.create_buffer(
+            "attention partials",
+            Self::partials_bytes(self.strategy, params, layout, n_tokens).max(4),
+            wgpu::BufferUsages::STORAGE,
+        )?;
+        let b = self.bind(
+            ctx, &step_buf, &gq, &gqs, &cache, &out, &partials, params, n_tokens,
+        )?;
         step::submit_pass(ctx, "attention", |pass| {
             writer.encode(pass, &wb, n_tokens)?;
             self.encode(pass, &b, n_tokens, n_kv)

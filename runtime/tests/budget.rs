@@ -1,0 +1,114 @@
+//! The memory plan and its enforcement, on SmolLM2-135M (pulled on first use): budgets too
+//! small are refused before loading with the smallest one that works, the planner picks the
+//! largest window that fits, and a loaded engine's counted peak stays inside the budget.
+
+mod common;
+
+use voyager_runtime::budget::{parse_size, plan};
+use voyager_runtime::engine::{Engine, EngineOptions};
+use voyager_runtime::model::Model;
+use voyager_runtime::Error;
+
+const MODEL: &str = "smollm2-135m";
+
+fn with_budget(budget: u64) -> EngineOptions {
+    EngineOptions {
+        mem_budget: Some(budget),
+        ..EngineOptions::default()
+    }
+}
+
+#[test]
+fn too_small_budgets_are_refused_naming_the_smallest_that_works() {
+    let model = Model::open(&common::model_path(MODEL)).unwrap();
+    let err = plan(&model, &with_budget(64 << 20)).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Budget(_)), "{msg}");
+    assert!(!msg.contains('\n'), "one line: {msg}");
+    // "... use --mem-budget <SIZE> or more": that size works, a little less does not.
+    let size = msg
+        .split("use --mem-budget ")
+        .nth(1)
+        .and_then(|r| r.strip_suffix(" or more"))
+        .unwrap_or_else(|| panic!("no size in: {msg}"));
+    let smallest = parse_size(&size.replace(' ', "")).unwrap();
+    let p = plan(&model, &with_budget(smallest + (1 << 10))).unwrap();
+    assert_eq!(p.kv_config.window, EngineOptions::MIN_WINDOW);
+    assert!(plan(&model, &with_budget(smallest - (64 << 10))).is_err());
+    // Loading refuses it too, before touching the GPU.
+    let path = common::model_path(MODEL);
+    let load = Engine::load(&path, &with_budget(64 << 20), &mut |_| {});
+    assert!(matches!(load, Err(Error::Budget(_))));
+}
+
+#[test]
+fn the_planner_picks_the_largest_window_that_fits() {
+    let model = Model::open(&common::model_path(MODEL)).unwrap();
+    let mut last = 0;
+    for mib in [120u64, 135, 150, 250] {
+        let budget = mib << 20;
+        let p = plan(&model, &with_budget(budget)).unwrap();
+        let w = p.kv_config.window;
+        assert!(p.total() <= budget, "{mib} MiB: {}", p.breakdown());
+        assert!(w > last, "{mib} MiB: window {w} after {last}");
+        last = w;
+        // One more token would not fit, unless the model's context (8192) caps the window.
+        if w + p.kv_config.sinks == 8192 {
+            assert_eq!(mib, 250);
+            continue;
+        }
+        let bigger = EngineOptions {
+            window: Some(w + 1),
+            ..with_budget(budget)
+        };
+        match plan(&model, &bigger) {
+            Err(e) => assert!(e.to_string().contains("--mem-budget"), "{e}"),
+            Ok(_) => panic!("{mib} MiB: a window of {} also fits", w + 1),
+        }
+        eprintln!("{mib} MiB: window {w}, {}", p.breakdown());
+    }
+    // An explicit window over the budget is refused, naming what it needs.
+    let err = plan(
+        &model,
+        &EngineOptions {
+            window: Some(8000),
+            ..with_budget(140 << 20)
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("8000-token window"), "{err}");
+}
+
+#[test]
+fn the_counted_peak_stays_inside_the_budget() {
+    let budget = parse_size("150MiB").unwrap();
+    let options = with_budget(budget);
+    let path = common::model_path(MODEL);
+    let planned = plan(&Model::open(&path).unwrap(), &options).unwrap();
+    let engine = Engine::load(&path, &options, &mut |_| {}).unwrap();
+    assert_eq!(engine.kv_config(), &planned.kv_config);
+    let mut session = engine.session().unwrap();
+    // Scoring allocates the all-rows head; a reply decodes.
+    let tok = &engine.model().tokenizer;
+    let ids = tok
+        .encode("The quick brown fox jumps over the lazy dog.", true)
+        .unwrap();
+    session.score(&ids).unwrap();
+    session.feed(&ids[..3]).unwrap();
+    let stats = engine.gpu().memory_stats();
+    let counted_plan = planned.weights + planned.kv + planned.scratch;
+    eprintln!(
+        "budget {budget}, plan {} ({}), counted peak {}",
+        planned.total(),
+        planned.breakdown(),
+        stats.peak_bytes
+    );
+    assert!(stats.peak_bytes + planned.staging <= budget);
+    assert!(stats.peak_bytes <= counted_plan, "the plan under-counts");
+    // The plan is an honest estimate, not a blanket margin: within 1% of what was counted.
+    assert!(
+        (counted_plan - stats.peak_bytes) as f64 <= 0.01 * counted_plan as f64,
+        "plan {counted_plan} vs counted {}",
+        stats.peak_bytes
+    );
+}
