@@ -12,7 +12,7 @@ use std::process::Command;
 
 use naga::back::{hlsl, msl, spv};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
-use voyager_runtime::gpu::shaders::{self, QUANT_SNIPPETS, SHADERS, TEMPLATES};
+use voyager_runtime::gpu::shaders::{self, KV_SNIPPETS, QUANT_SNIPPETS, SHADERS, TEMPLATES};
 
 fn shaders_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shaders")
@@ -218,29 +218,31 @@ fn every_assembled_variant_translates_for_every_backend() {
     }
 }
 
-/// Every file in `shaders/quant/` is registered with its content, and included by at least
-/// one assembled variant (so validated through it).
+/// Every file in `shaders/quant/` and `shaders/kv/` is registered with its content, and
+/// included by at least one assembled variant (so validated through it).
 #[test]
-fn every_quant_snippet_is_registered_and_used() {
-    let dir = shaders_dir().join("quant");
+fn every_snippet_is_registered_and_used() {
+    for (sub, registry) in [("quant", QUANT_SNIPPETS), ("kv", KV_SNIPPETS)] {
+        check_snippets(sub, registry);
+    }
+}
+
+fn check_snippets(sub: &str, registry: &[(&str, &str)]) {
+    let dir = shaders_dir().join(sub);
     let on_disk: BTreeSet<String> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
         .map(|entry| entry.expect("directory entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "wgsl"))
-        .map(|p| format!("quant/{}", p.file_name().unwrap().to_string_lossy()))
+        .map(|p| format!("{sub}/{}", p.file_name().unwrap().to_string_lossy()))
         .collect();
-    let registered: BTreeSet<String> = QUANT_SNIPPETS.iter().map(|(p, _)| p.to_string()).collect();
-    assert_eq!(
-        registered.len(),
-        QUANT_SNIPPETS.len(),
-        "duplicate snippet paths"
-    );
+    let registered: BTreeSet<String> = registry.iter().map(|(p, _)| p.to_string()).collect();
+    assert_eq!(registered.len(), registry.len(), "duplicate snippet paths");
     assert_eq!(
         on_disk, registered,
-        "shaders/quant/ and gpu::shaders::QUANT_SNIPPETS differ"
+        "shaders/{sub}/ and its registry in gpu::shaders differ"
     );
     let variants = shaders::variants().unwrap();
-    for (path, source) in QUANT_SNIPPETS {
+    for (path, source) in registry {
         let file = std::fs::read_to_string(shaders_dir().join(path)).unwrap();
         assert_eq!(
             &file, source,

@@ -6,8 +6,10 @@
 //!
 //! The kernels that read weights are templates ([`TEMPLATES`]: `matmul.wgsl`, `embedding.wgsl`)
 //! assembled per weight type by [`crate::gpu::preprocess`] with a format snippet from
-//! `shaders/quant/` ([`QUANT_SNIPPETS`]); [`variants`] lists every assembled shader, and the
-//! naga test validates each of them.
+//! `shaders/quant/` ([`QUANT_SNIPPETS`]); the KV cache kernels (`kv_write.wgsl`,
+//! `attention.wgsl`, `attention_rowwise.wgsl`) include the cache layout and readers from
+//! `shaders/kv/` ([`KV_SNIPPETS`]). [`variants`] lists every assembled shader, and the naga
+//! test validates each of them.
 
 /// `shaders/add.wgsl`: elementwise f32 add (the residual connection).
 pub const ADD: &str = include_str!("../../../shaders/add.wgsl");
@@ -159,7 +161,8 @@ pub fn embedding_source(ty: GgmlType) -> Result<String> {
 }
 
 /// Every assembled shader the runtime can build, as (name, WGSL source): `matmul_<type>`
-/// (prefill tile), `matvec_<type>` (decode) and `embedding_<type>` for each of [`WEIGHT_TYPES`].
+/// (prefill tile), `matvec_<type>` (decode) and `embedding_<type>` for each of
+/// [`WEIGHT_TYPES`], and the three KV cache kernels.
 pub fn variants() -> Result<Vec<(String, String)>> {
     use super::kernels::matmul::{DECODE_TILE, PREFILL_TILE, ROWS};
     let mut out = Vec::new();

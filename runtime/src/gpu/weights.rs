@@ -88,8 +88,9 @@ impl GpuWeight {
     /// device's limit): tests force multi-chunk splitting of small tensors with it.
     ///
     /// Staging is bounded: each chunk is written with `queue.write_buffer` straight from `bytes`
-    /// (only a final partial word is copied, to pad it), then submitted and waited for before
-    /// the next, so at most one chunk is in staging at a time.
+    /// in slices of at most [`UPLOAD_SLICE`] bytes (only a final partial word is copied, to pad
+    /// it), each submitted and waited for before the next, so wgpu stages at most one slice at
+    /// a time (the memory plan reserves it).
     /// Errors for a type no kernel reads, a byte size that does not match the shape, or a row
     /// larger than a chunk may be.
     pub fn upload_with_limit(
