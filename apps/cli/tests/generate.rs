@@ -179,6 +179,46 @@ fn perplexity_json_and_logprob_dump() {
     assert!((mean_nll - v["mean_nll"].as_f64().unwrap()).abs() < 1e-4);
 }
 
+/// `--stream`: the whole file as one sequence through a 28-token window with 4 sinks; every
+/// token after the first is scored, and the counted device peak is reported.
+#[test]
+fn perplexity_streams_a_file_through_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("text.txt");
+    let text = std::fs::read_to_string(repo().join("tests/fixtures/text/alice-20k.txt")).unwrap();
+    let text: String = text.chars().take(500).collect();
+    std::fs::write(&file, &text).unwrap();
+    let (ok, stdout, stderr) = run(&[
+        "perplexity",
+        "-m",
+        "smollm2-135m",
+        "-f",
+        file.to_str().unwrap(),
+        "--stream",
+        "--window",
+        "28",
+        "--sinks",
+        "4",
+        "--json",
+    ]);
+    assert!(ok, "{stderr}");
+    let v = json(&stdout);
+    let (_, ids, _) = run(&["tokenize", "-m", "smollm2-135m", "--json", &text]);
+    let n = json(&ids).as_array().unwrap().len() as u64;
+    assert!(n > 100, "{n} tokens");
+    assert_eq!(v["stream"], true);
+    assert_eq!(v["windows"], 1);
+    assert_eq!(v["n_scored"].as_u64().unwrap(), n - 1, "{v}");
+    assert_eq!(
+        (v["window"].as_u64(), v["sinks"].as_u64()),
+        (Some(28), Some(4))
+    );
+    assert_eq!(v["cache_type_k"], "q4");
+    let ppl = v["ppl"].as_f64().unwrap();
+    assert!(ppl.is_finite() && ppl > 1.0 && ppl < 1000.0, "{v}");
+    assert!(v["peak_device_bytes"].as_u64().unwrap() > 90 << 20, "{v}");
+}
+
 #[test]
 fn bench_reports_speeds() {
     let (ok, stdout, stderr) = run(&[
@@ -217,11 +257,27 @@ fn bad_requests_are_one_line_errors() {
     let long = "word ".repeat(40);
     assert_one_line_error(
         &["run", "-m", "smollm2-135m", "-c", "16", &long],
-        "context holds 16",
+        "the model sees 16 at a time",
     );
     assert_one_line_error(
         &["run", "-m", "smollm2-135m", "-c", "100000", "hi"],
-        "exceeds the model's",
+        "exceed the model's context of 8192",
+    );
+    assert_one_line_error(
+        &["run", "-m", "smollm2-135m", "--mem-budget", "64MiB", "hi"],
+        "is too small for this model",
+    );
+    assert_one_line_error(
+        &[
+            "chat",
+            "-m",
+            "smollm2-135m",
+            "--mem-budget",
+            "120MiB",
+            "--window",
+            "8000",
+        ],
+        "cannot hold a 8000-token window",
     );
     assert_one_line_error(
         &["run", "-m", "smollm2-135m", "--top-p", "0", "hi"],

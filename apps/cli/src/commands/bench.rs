@@ -35,11 +35,11 @@ pub fn run(args: Args) -> Result<()> {
         bail!("-p and -r must be at least 1");
     }
     let engine = crate::load::engine(&args.model)?;
-    if args.n_prompt + args.n_gen > engine.context_size() {
+    // Generation may run past the window (the cache slides); the prompt must fit it.
+    if args.n_prompt > engine.context_size() {
         bail!(
-            "-p {} + -n {} exceed the context of {} tokens (raise -c)",
+            "-p {} exceeds the attention span of {} tokens (raise --window or --mem-budget)",
             args.n_prompt,
-            args.n_gen,
             engine.context_size()
         );
     }
