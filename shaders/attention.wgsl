@@ -174,6 +174,7 @@ fn attn_prefill(
     let kvh = h / (params.n_heads / lay.n_kv_heads);
     load_q(t, h, tid);
     workgroupBarrier();
+    kv_q_mu = kv_query_mean_dot(kvh);
     let st = attend(empty_state(), kvh, p, 0u, kv_span(p, lay), tid);
 
     let inv_l = 1.0 / st.l;
@@ -210,6 +211,7 @@ fn attn_decode_split(
     let kvh = h / (params.n_heads / lay.n_kv_heads);
     load_q(0u, h, tid);
     workgroupBarrier();
+    kv_q_mu = kv_query_mean_dot(kvh);
     let st = attend(empty_state(), kvh, p, i0, i1, tid);
 
     let v_row = params.head_dim_v / 2u;

@@ -78,6 +78,7 @@ fn attn_prefill_rowwise(
     let kvh = h / (params.n_heads / lay.n_kv_heads);
     let v_row = params.head_dim_v / 2u;
     q_base = (t * params.n_heads + h) * params.head_dim;
+    kv_q_mu = kv_query_mean_dot(kvh);
     var acc: array<vec2<f32>, MAX_HEAD_DIM / 2u>;
     for (var w = 0u; w < v_row; w++) {
         acc[w] = vec2<f32>(0.0);

@@ -7,8 +7,11 @@
 //   j < sinks: the block goes to the sink region in f16;
 //   otherwise to the ring slot in the side's type, and also to the recent region in f16
 //   when j + recent >= n_kv.
+// A centered side quantizes ring values minus its mean (kv/layout.wgsl), which `kv_mean`
+// sets first when a session starts (step.pos == 0): the mean over the batch's tokens after the
+// sinks, or 0 when fewer than MIN_MEAN_TOKENS are there.
 // One thread per (token, block of 32 values) over K's blocks then V's; flat index
-// gid.y * (num_workgroups.x * 64) + gid.x.
+// gid.y * (num_workgroups.x * 64) + gid.x. kv_mean: one thread per (head, channel) of K.
 
 //!include "kv/layout.wgsl"
 
@@ -26,6 +29,28 @@ struct Step {
 @group(0) @binding(4) var<storage, read_write> cache: array<u32>;
 
 var<private> vals: array<f32, 32>;
+
+const MIN_MEAN_TOKENS: u32 = 8u;
+
+@compute @workgroup_size(64, 1, 1)
+fn kv_mean(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let s = lay.k;
+    let i = gid.x;
+    if (step.pos != 0u || s.mean_off == KV_NONE || i >= lay.n_kv_heads * s.head_dim) {
+        return;
+    }
+    let first = min(lay.sinks, step.n_tokens);
+    let count = step.n_tokens - first;
+    var mean = 0.0;
+    if (count >= MIN_MEAN_TOKENS) {
+        let width = lay.n_kv_heads * s.head_dim;
+        for (var t = first; t < step.n_tokens; t++) {
+            mean += k_src[t * width + i];
+        }
+        mean /= f32(count);
+    }
+    cache[s.mean_off + i] = bitcast<u32>(mean);
+}
 
 fn write_f16(base: u32) {
     for (var w = 0u; w < 16u; w++) {
@@ -125,11 +150,17 @@ fn kv_write(
         return;
     }
     let slot = (j - lay.sinks) % lay.ring_slots;
-    let ring = s.ring_off + (slot * lay.n_kv_heads + head) * s.ring_head_words
-        + blk * kv_block_words(s.ty);
-    write_block(s.ty, ring);
     if (j + s.recent >= step.n_kv) {
         let r = j % s.recent;
         write_f16(s.recent_off + (r * lay.n_kv_heads + head) * f16_head + blk * 16u);
     }
+    if (s.mean_off != KV_NONE) {
+        let mb = s.mean_off + head * s.head_dim + blk * 32u;
+        for (var i = 0u; i < 32u; i++) {
+            vals[i] -= bitcast<f32>(cache[mb + i]);
+        }
+    }
+    let ring = s.ring_off + (slot * lay.n_kv_heads + head) * s.ring_head_words
+        + blk * kv_block_words(s.ty);
+    write_block(s.ty, ring);
 }

@@ -4,7 +4,8 @@
 //! ```text
 //! cargo run --example kv_ppl -- MODEL.gguf TEXT N K_TYPE V_TYPE [key=value ...]
 //! ```
-//! keys: `recent` (f16 copies of the newest tokens), `rotate` (0/1), `sinks`, `window`,
+//! keys: `recent` (f16 copies of the newest tokens), `rotate` (0/1), `center` (0/1),
+//! `sinks`, `window`,
 //! `batch`. The text is scored as one sequence from position 0 (BOS first when the model
 //! adds one), every position after the first.
 
@@ -17,7 +18,11 @@ use voyager_runtime::kv::KvType;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 5 {
-        return Err("usage: kv_ppl MODEL TEXT N K_TYPE V_TYPE [recent=R rotate=0|1 sinks=S window=W batch=B]".into());
+        return Err(
+            "usage: kv_ppl MODEL TEXT N K_TYPE V_TYPE [recent=R rotate=0|1 center=0|1 \
+                    sinks=S window=W batch=B]"
+                .into(),
+        );
     }
     let n: usize = args[2].parse()?;
     let mut opts = EngineOptions {
@@ -31,6 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         match k {
             "recent" => opts.recent_f16 = v.parse()?,
             "rotate" => opts.rotate = v == "1",
+            "center" => opts.center_keys = v == "1",
             "sinks" => opts.sinks = v.parse()?,
             "window" => opts.window = Some(v.parse()?),
             "batch" => opts.batch = v.parse()?,
@@ -44,12 +50,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let scores = engine.session()?.score(&ids)?;
     let nll: f64 = -scores.iter().map(|s| f64::from(s.logprob)).sum::<f64>() / scores.len() as f64;
     println!(
-        "{} tokens K {} V {} recent {} rotate {} sinks {} window {}: ppl {:.4} ({:.0?})",
+        "{} tokens K {} V {} recent {} rotate {} center {} sinks {} window {}: ppl {:.4} ({:.0?})",
         ids.len(),
         opts.cache_type_k,
         opts.cache_type_v,
         opts.recent_f16,
         opts.rotate,
+        opts.center_keys,
         opts.sinks,
         engine.kv_config().window,
         nll.exp(),

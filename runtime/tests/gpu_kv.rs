@@ -12,13 +12,14 @@ use std::time::Instant;
 use common::{check, context, XorShift};
 use voyager_runtime::gpu::kernels::attention::{attention_ref, AttentionKernel, AttentionParams};
 use voyager_runtime::gpu::kernels::kv_cache::{
-    decode_at, stored_ref, KvLayerCache, KvWriteKernel, Side,
+    decode_at, first_write_mean, stored_ref, KvLayerCache, KvWriteKernel, Side,
 };
 use voyager_runtime::gpu::kernels::step::{create_step_buffer, write_step, Step};
 use voyager_runtime::gpu::kernels::strategy::Strategy;
 use voyager_runtime::gpu::GpuContext;
 use voyager_runtime::kv::{HeadShape, KvConfig, KvType, LayerLayout};
 
+/// A cache configuration; quantized keys are centered (as by default).
 fn cfg(k: KvType, v: KvType, sinks: u32, window: u32, recent: u32) -> KvConfig {
     KvConfig {
         k_type: k,
@@ -27,6 +28,7 @@ fn cfg(k: KvType, v: KvType, sinks: u32, window: u32, recent: u32) -> KvConfig {
         window,
         recent,
         rotate: false,
+        center_keys: true,
     }
 }
 
@@ -49,8 +51,9 @@ fn kv_write_stores_every_region_and_format() {
         (KvType::Q8, KvType::Q4),
     ] {
         let start = Instant::now();
-        // Sinks 3, window 10, recent 4, batches of up to 5: 37 positions wrap the 14-slot ring.
-        let layout = LayerLayout::new(&cfg(k_ty, v_ty, 3, 10, 4), shape, None, 5).unwrap();
+        // Sinks 3, window 10, recent 4, batches of up to 12: 37 positions wrap the 21-slot
+        // ring; the first batch sets the key mean (9 tokens after the sinks).
+        let layout = LayerLayout::new(&cfg(k_ty, v_ty, 3, 10, 4), shape, None, 12).unwrap();
         let cache = KvLayerCache::new(&ctx, layout).unwrap();
         let kt = (shape.n_kv_heads * shape.head_dim) as usize;
         let vt = (shape.n_kv_heads * shape.head_dim_v) as usize;
@@ -58,7 +61,7 @@ fn kv_write_stores_every_region_and_format() {
         let k = rng.vec(n * kt, 3.0);
         let v = rng.vec(n * vt, 3.0);
         let mut pos = 0;
-        for step in [5usize, 5, 1, 5, 2, 5, 5, 1, 1, 5, 2] {
+        for step in [12usize, 5, 1, 12, 2, 5] {
             writer
                 .run(
                     &ctx,
@@ -76,6 +79,9 @@ fn kv_write_stores_every_region_and_format() {
                 .unwrap(),
         );
         let n_kv = n as u32;
+        let mean = first_write_mean(&layout, &k[..12 * kt]);
+        assert_eq!(mean.is_empty(), k_ty == KvType::F16);
+        assert!(mean.iter().any(|&m| m != 0.0) || mean.is_empty());
         let mut worst = 0f32;
         for j in layout.keys(n_kv - 1) {
             for kvh in 0..shape.n_kv_heads {
@@ -86,7 +92,7 @@ fn kv_write_stores_every_region_and_format() {
                     let w = width as usize;
                     let head =
                         &src[(j as usize * shape.n_kv_heads as usize + kvh as usize) * w..][..w];
-                    let want = stored_ref(&layout, side, j, n_kv, head);
+                    let want = stored_ref(&layout, side, j, kvh, n_kv, head, &mean);
                     let got = decode_at(&layout, &words, side, j, kvh, n_kv);
                     let ty = if side == Side::K { k_ty } else { v_ty };
                     // One quantization step of this block (the block's range / 15 for q4,
@@ -151,13 +157,17 @@ fn attention_case(ctx: &GpuContext, rng: &mut XorShift, c: &Case) {
         head_dim: c.head_dim,
         head_dim_v: c.head_dim_v,
     };
-    let layout = LayerLayout::new(&c.kv, shape, None, c.n_tokens).unwrap();
+    // History is written in steps of 16: the first sets the key mean.
+    let layout = LayerLayout::new(&c.kv, shape, None, c.n_tokens.max(16)).unwrap();
     let q = rng.vec((c.n_tokens * c.n_heads * c.head_dim) as usize, c.q_amp);
     let q_sink = rng.vec(q.len(), c.q_amp);
     let k = rng.vec((c.n_kv * c.n_kv_heads * c.head_dim) as usize, 1.0);
     let v = rng.vec((c.n_kv * c.n_kv_heads * c.head_dim_v) as usize, 1.0);
     let pos = c.n_kv - c.n_tokens;
-    let cpu = attention_ref(&q, &q_sink, &k, &v, pos, &layout, &p);
+    let first = AttentionKernel::first_step(&layout, c.n_kv, c.n_tokens) as usize;
+    let kt = (c.n_kv_heads * c.head_dim) as usize;
+    let mean = first_write_mean(&layout, &k[..first * kt]);
+    let cpu = attention_ref(&q, &q_sink, &k, &v, &mean, pos, &layout, &p);
     // Prefill has a cooperative and a row-per-thread kernel: check both.
     for strategy in Strategy::ALL {
         let start = Instant::now();
@@ -291,8 +301,9 @@ fn attention_decode_matches_cpu() {
 
 /// The forward-step pattern over a ring that wraps: bindings built once, then for each step
 /// one write of the step uniform, one encoder with one pass (kv_write then attention), one
-/// submit; batches of 5 and single tokens run 60 positions through 2 sinks and a window of 12
-/// (q4 K, q8 V, 3 recent f16 copies), each step checked against the reference.
+/// submit; batches of up to 12 and single tokens run 60 positions through 2 sinks and a window
+/// of 12 (q4 K, centered on the first batch's mean, q8 V, 3 recent f16 copies), each step
+/// checked against the reference.
 #[test]
 fn kv_write_then_attention_over_a_wrapping_ring() {
     let ctx = context();
@@ -310,7 +321,7 @@ fn kv_write_then_attention_over_a_wrapping_ring() {
         head_dim: 64,
         head_dim_v: 64,
     };
-    let max_tokens = 5u32;
+    let max_tokens = 12u32;
     let layout = LayerLayout::new(
         &cfg(KvType::Q4, KvType::Q8, 2, 12, 3),
         shape,
@@ -367,7 +378,8 @@ fn kv_write_then_attention_over_a_wrapping_ring() {
 
     let start = Instant::now();
     let mut pos = 0usize;
-    for n in std::iter::repeat([5usize, 1, 5, 5, 1, 3]).flatten() {
+    let mean = first_write_mean(&layout, &k[..12 * kt]);
+    for n in std::iter::repeat([12usize, 1, 5, 12, 1, 3]).flatten() {
         let n = n.min(total - pos);
         if n == 0 {
             break;
@@ -402,6 +414,7 @@ fn kv_write_then_attention_over_a_wrapping_ring() {
             &q_sink[pos * qt..(pos + n) * qt],
             &k[..end],
             &v[..end],
+            &mean,
             pos as u32,
             &layout,
             &p,

@@ -6,10 +6,14 @@
 //   ring   every position j >= sinks in the side's type, slot (j - sinks) % ring_slots.
 // A slot holds n_kv_heads heads; an f16 head is head_dim / 2 words, a ring head
 // ring_head_words words (blocks of 32 values, see runtime/src/kv/quant.rs).
+// A centered side (mean_off != KV_NONE) stores ring values minus a per-channel mean: f32 words
+// [n_kv_heads, head_dim] at mean_off, set from the first batch a session writes.
 
 const KV_F16: u32 = 0u;
 const KV_Q8: u32 = 1u;
 const KV_Q4: u32 = 2u;
+// No region.
+const KV_NONE: u32 = 0xffffffffu;
 
 struct KvSide {
     ty: u32,
@@ -19,7 +23,7 @@ struct KvSide {
     recent_off: u32,
     ring_off: u32,
     ring_head_words: u32,
-    _pad: u32,
+    mean_off: u32,
 }
 
 struct KvLayout {

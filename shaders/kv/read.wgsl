@@ -3,6 +3,23 @@
 //   fn q_at(i: u32, sink: bool) -> f32;      element i of the query (the sink query when
 //                                            `sink`: the query re-roped at its position
 //                                            inside the cache)
+// and sets kv_q_mu = kv_query_mean_dot(kvh) once the query is loaded.
+
+// q . (the key mean of head kvh): added to every dot with a centered ring key.
+var<private> kv_q_mu: f32;
+
+fn kv_query_mean_dot(kvh: u32) -> f32 {
+    let s = lay.k;
+    if (s.mean_off == KV_NONE) {
+        return 0.0;
+    }
+    var dot = 0.0;
+    let base = s.mean_off + kvh * s.head_dim;
+    for (var c = 0u; c < s.head_dim; c++) {
+        dot += q_at(c, false) * bitcast<f32>(cache[base + c]);
+    }
+    return dot;
+}
 
 fn kv_f16_dot(base: u32, hd: u32, sink: bool) -> f32 {
     var dot = 0.0;
@@ -24,7 +41,8 @@ fn kv_key_dot(loc: vec2<u32>, hd: u32, sink: bool) -> f32 {
     if (loc.y == KV_F16) {
         return kv_f16_dot(base, hd, sink);
     }
-    var dot = 0.0;
+    // Ring keys are never sinks; a centered ring stored k - mean.
+    var dot = kv_q_mu;
     if (loc.y == KV_Q8) {
         for (var b = 0u; b < hd / 32u; b++) {
             let bb = base + b * 9u;

@@ -171,7 +171,7 @@ pub(crate) struct Graph<'e> {
     engine: &'e Engine,
     pub scratch: Scratch,
     /// The layers' caches, which `body` is bound to.
-    _kv: Vec<KvLayerCache>,
+    kv: Vec<KvLayerCache>,
     /// Embedding and every layer; leaves the residual stream in `scratch.x`.
     body: Vec<Op<'e>>,
     /// Final norm and logits of the last row, through `step_one`.
@@ -210,11 +210,24 @@ impl<'e> Graph<'e> {
         Ok(Self {
             engine,
             scratch,
-            _kv: kv,
+            kv,
             body,
             head_last,
             head_all: None,
         })
+    }
+
+    /// Layer `layer`'s layout and cache words, read back.
+    pub fn read_cache(&self, layer: usize) -> Result<(LayerLayout, Vec<u32>)> {
+        let cache = self
+            .kv
+            .get(layer)
+            .ok_or_else(|| Error::Unsupported(format!("no layer {layer}")))?;
+        let bytes = self
+            .engine
+            .gpu
+            .read_bytes(&cache.buffer, 0, cache.buffer.size())?;
+        Ok((cache.layout, bytemuck::pod_collect_to_vec(&bytes)))
     }
 
     fn ensure_head_all(&mut self) -> Result<()> {

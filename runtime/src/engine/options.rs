@@ -18,6 +18,8 @@ pub struct EngineOptions {
     pub recent_f16: u32,
     /// Hadamard-rotate heads before quantizing them.
     pub rotate: bool,
+    /// Quantize keys minus their per-channel mean.
+    pub center_keys: bool,
     /// Bytes of device memory the engine may use in all (weights, cache, scratch, staging);
     /// `None`: no limit.
     pub mem_budget: Option<u64>,
@@ -41,6 +43,7 @@ impl EngineOptions {
             window,
             recent: self.recent_f16,
             rotate: self.rotate,
+            center_keys: self.center_keys,
         }
     }
 }
@@ -55,6 +58,7 @@ impl Default for EngineOptions {
             cache_type_v: kv.v_type,
             recent_f16: kv.recent,
             rotate: kv.rotate,
+            center_keys: kv.center_keys,
             mem_budget: None,
             batch: 32,
         }

@@ -118,6 +118,14 @@ impl<'e> Session<'e> {
         })
     }
 
+    /// Layer `layer`'s cache layout and its K/V words, read back from the device (for
+    /// diagnostics such as `runtime/examples/kv_stats.rs`; decode with
+    /// [`crate::gpu::kernels::kv_cache::decode_at`]).
+    #[doc(hidden)]
+    pub fn read_cache(&self, layer: usize) -> Result<(crate::kv::LayerLayout, Vec<u32>)> {
+        self.graph.read_cache(layer)
+    }
+
     /// The tokens in the cache.
     pub fn history(&self) -> &[u32] {
         &self.history

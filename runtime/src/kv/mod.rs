@@ -100,6 +100,10 @@ pub struct KvConfig {
     /// Rotate K, V (and q, and the output back) with a Hadamard transform per head before
     /// quantizing, which spreads outlier channels over the whole head.
     pub rotate: bool,
+    /// Quantize keys minus their per-channel mean (measured over the first batch a session
+    /// writes); attention adds `q . mean` back, so scores are unchanged but the 4-bit blocks
+    /// only spend their range on what varies from token to token.
+    pub center_keys: bool,
 }
 
 impl KvConfig {
@@ -117,6 +121,7 @@ impl KvConfig {
             window,
             recent: Self::DEFAULT_RECENT,
             rotate: true,
+            center_keys: true,
         }
     }
 
@@ -127,6 +132,7 @@ impl KvConfig {
             v_type: KvType::F16,
             rotate: false,
             recent: 0,
+            center_keys: false,
             ..Self::quantized(window)
         }
     }
@@ -192,10 +198,19 @@ pub struct SideLayout {
     pub sinks: Region,
     pub recent: Region,
     pub ring: Region,
+    /// The per-channel mean subtracted before quantizing (f32 per head and channel; one
+    /// slot, or none when the side is not centered).
+    pub mean: Region,
 }
 
 impl SideLayout {
-    fn new(ty: KvType, n_kv_heads: u32, head_dim: u32, l: &LayerPolicy) -> Result<Self> {
+    fn new(
+        ty: KvType,
+        n_kv_heads: u32,
+        head_dim: u32,
+        l: &LayerPolicy,
+        centered: bool,
+    ) -> Result<Self> {
         let f16_words = n_kv_heads * KvType::F16.words_per_head(head_dim);
         let ring_words = n_kv_heads * ty.words_per_head(head_dim);
         let recent_slots = if ty.is_quantized() { l.recent } else { 0 };
@@ -214,12 +229,18 @@ impl SideLayout {
             slots: l.ring_slots,
             words: ring_words,
         };
+        let mean = Region {
+            offset: u32::try_from(ring.end()).map_err(|_| too_big())?,
+            slots: u32::from(centered && ty.is_quantized()),
+            words: n_kv_heads * head_dim,
+        };
         let layout = Self {
             ty,
             head_dim,
             sinks,
             recent,
             ring,
+            mean,
         };
         // Word indices in the shaders are u32.
         u32::try_from(layout.words()).map_err(|_| too_big())?;
@@ -228,7 +249,12 @@ impl SideLayout {
 
     /// Words of the whole buffer.
     pub fn words(&self) -> u64 {
-        self.ring.end()
+        self.mean.end()
+    }
+
+    /// Whether values are stored minus a per-channel mean.
+    pub fn centered(&self) -> bool {
+        self.mean.slots > 0
     }
 
     pub fn bytes(&self) -> u64 {
@@ -290,8 +316,20 @@ impl LayerLayout {
         Ok(Self {
             policy,
             shape,
-            k: SideLayout::new(config.k_type, shape.n_kv_heads, shape.head_dim, &policy)?,
-            v: SideLayout::new(config.v_type, shape.n_kv_heads, shape.head_dim_v, &policy)?,
+            k: SideLayout::new(
+                config.k_type,
+                shape.n_kv_heads,
+                shape.head_dim,
+                &policy,
+                config.center_keys,
+            )?,
+            v: SideLayout::new(
+                config.v_type,
+                shape.n_kv_heads,
+                shape.head_dim_v,
+                &policy,
+                false,
+            )?,
         })
     }
 

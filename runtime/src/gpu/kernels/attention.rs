@@ -68,16 +68,19 @@ impl AttentionParams {
 /// The CPU reference. `q` and `q_sink` are `[n_tokens, n_heads, head_dim]`, token `t` at
 /// position `pos + t`; `k` / `v` are f32 `[n_kv, n_kv_heads, head_dim(_v)]` for positions
 /// `0..n_kv` with `n_kv = pos + n_tokens`, as written to the cache: each key and value is
-/// rounded through the format of the region it is stored in (see [`stored_ref`]). Dot
+/// rounded through the format of the region it is stored in (see [`stored_ref`]), keys
+/// centered on `k_mean` (from `kv_cache::first_write_mean`) when the cache centers them. Dot
 /// products and softmax in f64. Returns `[n_tokens, n_heads, head_dim_v]`.
 ///
 /// # Panics
 /// On bad parameters or too short inputs.
+#[allow(clippy::too_many_arguments)]
 pub fn attention_ref(
     q: &[f32],
     q_sink: &[f32],
     k: &[f32],
     v: &[f32],
+    k_mean: &[f32],
     pos: u32,
     layout: &LayerLayout,
     p: &AttentionParams,
@@ -101,7 +104,7 @@ pub fn attention_ref(
                     let src = if j < layout.policy.sinks { q_sink } else { q };
                     let qrow = &src[(t * nh + h) * hd..][..hd];
                     let head = &k[(j as usize * nkv + kvh) * hd..][..hd];
-                    let kk = stored_ref(layout, Side::K, j, n_kv, head);
+                    let kk = stored_ref(layout, Side::K, j, kvh as u32, n_kv, head, k_mean);
                     let dot: f64 = qrow
                         .iter()
                         .zip(&kk)
@@ -122,7 +125,7 @@ pub fn attention_ref(
             let mut acc = vec![0f64; hdv];
             for (&j, w) in keys.iter().zip(&weights) {
                 let head = &v[(j as usize * nkv + kvh) * hdv..][..hdv];
-                let vv = stored_ref(layout, Side::V, j, n_kv, head);
+                let vv = stored_ref(layout, Side::V, j, kvh as u32, n_kv, head, &[]);
                 for (a, x) in acc.iter_mut().zip(&vv) {
                     *a += w * f64::from(*x);
                 }
@@ -385,7 +388,8 @@ impl AttentionKernel {
 
     /// For tests and tools: writes `k` / `v` (f32 `[n_kv, n_kv_heads, head_dim(_v)]`, positions
     /// `0..n_kv`) into a fresh cache with `layout` through `kv_write`, in steps of at most the
-    /// layout's batch, the last step being the query batch; then runs attention for `q` /
+    /// layout's batch, the last step being the query batch (so the first step, which sets the
+    /// key mean, holds [`AttentionKernel::first_step`] tokens); then runs attention for `q` /
     /// `q_sink` (`[n_tokens, n_heads, head_dim]`, positions `n_kv - n_tokens..n_kv`).
     #[allow(clippy::too_many_arguments)]
     pub fn run_with(
@@ -449,6 +453,18 @@ impl AttentionKernel {
     }
 }
 
+impl AttentionKernel {
+    /// Tokens in the first write step of [`AttentionKernel::run_with`].
+    pub fn first_step(layout: &LayerLayout, n_kv: u32, n_tokens: u32) -> u32 {
+        let pos = n_kv - n_tokens;
+        if pos == 0 {
+            n_tokens
+        } else {
+            pos.min(layout.max_batch())
+        }
+    }
+}
+
 /// (decode splits, row-per-thread splits) for the longest span of `layout`.
 fn splits(strategy: Strategy, layout: &LayerLayout) -> (u32, u32) {
     let span = layout.max_span();
@@ -489,7 +505,7 @@ mod tests {
         let v: Vec<f32> = (0..4).flat_map(|p| [p as f32; 32]).collect();
         let q = vec![0.0; 32];
         // Position 3 sees the sink 0 and the window 2, 3: mean (0 + 2 + 3) / 3.
-        let y = attention_ref(&q, &q, &k, &v, 3, &layout, &params);
+        let y = attention_ref(&q, &q, &k, &v, &[], 3, &layout, &params);
         assert!((y[0] - 5.0 / 3.0).abs() < 1e-6, "{y:?}");
     }
 

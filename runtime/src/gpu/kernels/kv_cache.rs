@@ -27,7 +27,7 @@ struct SideUniform {
     recent_off: u32,
     ring_off: u32,
     ring_head_words: u32,
-    _pad: u32,
+    mean_off: u32,
 }
 
 /// The shader's `KvLayout`.
@@ -60,7 +60,11 @@ fn side_uniform(s: &SideLayout, base: u32, n_kv_heads: u32) -> SideUniform {
         recent_off: base + s.recent.offset,
         ring_off: base + s.ring.offset,
         ring_head_words: s.ring.words / n_kv_heads,
-        _pad: 0,
+        mean_off: if s.centered() {
+            base + s.mean.offset
+        } else {
+            u32::MAX
+        },
     }
 }
 
@@ -146,10 +150,17 @@ pub fn decode_at(
     let head_words = region.1 / n;
     let start = base + region.0 as usize + (kvh * head_words) as usize;
     let bw = ty.words_per_block() as usize;
-    words[start..start + head_words as usize]
+    let mut values: Vec<f32> = words[start..start + head_words as usize]
         .chunks_exact(bw)
         .flat_map(|b| decode_block(ty, b))
-        .collect()
+        .collect();
+    if s.centered() && ty == s.ty && ty.is_quantized() {
+        let mb = base + (s.mean.offset + kvh * s.head_dim) as usize;
+        for (v, m) in values.iter_mut().zip(&words[mb..mb + s.head_dim as usize]) {
+            *v += f32::from_bits(*m);
+        }
+    }
+    values
 }
 
 /// (first word of the slot, words per slot) and the type position `j` is stored in.
@@ -171,22 +182,72 @@ fn region_of(l: &LayerLayout, s: &SideLayout, j: u32, n_kv: u32) -> ((u32, u32),
     ((s.ring.offset + slot * s.ring.words, s.ring.words), s.ty)
 }
 
-/// The values attention reads for one head of position `j` (given as f32, as written) after
-/// `n_kv` positions: rounded through the format of the region `j` lives in. The CPU twin of
-/// `kv_write` followed by a read.
-pub fn stored_ref(layout: &LayerLayout, side: Side, j: u32, n_kv: u32, head: &[f32]) -> Vec<f32> {
+/// The values attention reads for head `kvh` of position `j` (given as f32, as written) after
+/// `n_kv` positions: rounded through the format of the region `j` lives in, centered on
+/// `mean` (all heads, from [`first_write_mean`]) when the side is. The CPU twin of `kv_write`
+/// followed by a read.
+pub fn stored_ref(
+    layout: &LayerLayout,
+    side: Side,
+    j: u32,
+    kvh: u32,
+    n_kv: u32,
+    head: &[f32],
+    mean: &[f32],
+) -> Vec<f32> {
     let s = match side {
         Side::K => &layout.k,
         Side::V => &layout.v,
     };
     let (_, ty) = region_of(layout, s, j, n_kv);
-    round_trip(ty, head)
+    if ty.is_quantized() && s.centered() {
+        let mu = &mean[(kvh * s.head_dim) as usize..][..s.head_dim as usize];
+        let centered: Vec<f32> = head.iter().zip(mu).map(|(x, m)| x - m).collect();
+        round_trip(ty, &centered)
+            .iter()
+            .zip(mu)
+            .map(|(x, m)| x + m)
+            .collect()
+    } else {
+        round_trip(ty, head)
+    }
+}
+
+/// Tokens after the sinks the first batch needs for a key mean; fewer give a mean of 0.
+/// Must match `MIN_MEAN_TOKENS` in `shaders/kv_write.wgsl`.
+pub const MIN_MEAN_TOKENS: u32 = 8;
+
+/// The CPU twin of `kv_mean`: the per-channel key mean (f32 `[n_kv_heads, head_dim]`) a
+/// session's first batch sets, from that batch's keys `k` (`[n, n_kv_heads, head_dim]`,
+/// positions `0..n`): the mean over positions `sinks..n`, or zeros when fewer than
+/// [`MIN_MEAN_TOKENS`] of them. Empty when keys are not centered.
+pub fn first_write_mean(layout: &LayerLayout, k: &[f32]) -> Vec<f32> {
+    if !layout.k.centered() {
+        return Vec::new();
+    }
+    let width = (layout.shape.n_kv_heads * layout.shape.head_dim) as usize;
+    let n = k.len() / width;
+    let first = (layout.policy.sinks as usize).min(n);
+    let count = n - first;
+    let mut mean = vec![0f32; width];
+    if count >= MIN_MEAN_TOKENS as usize {
+        for row in k[first * width..n * width].chunks_exact(width) {
+            for (m, x) in mean.iter_mut().zip(row) {
+                *m += x;
+            }
+        }
+        for m in &mut mean {
+            *m /= count as f32;
+        }
+    }
+    mean
 }
 
 /// The kv_write pipeline, built once per device.
 pub struct KvWriteKernel {
     layout: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
+    mean: wgpu::ComputePipeline,
     max_groups: u32,
 }
 
@@ -194,6 +255,8 @@ pub struct KvWriteKernel {
 pub struct KvWriteBinding {
     bind_group: wgpu::BindGroup,
     blocks_per_token: u32,
+    /// Threads of `kv_mean` (K's channels), 0 when keys are not centered.
+    mean_threads: u32,
     max_tokens: u32,
 }
 
@@ -211,10 +274,12 @@ impl KvWriteKernel {
                 step::storage_entry(3, true),
                 step::storage_entry(4, false),
             ],
-            &["kv_write"],
+            &["kv_write", "kv_mean"],
         );
+        let mean = pipelines.remove(1);
         Ok(Self {
             layout,
+            mean,
             pipeline: pipelines.remove(0),
             max_groups: ctx.limits().max_compute_workgroups_per_dimension,
         })
@@ -256,11 +321,17 @@ impl KvWriteKernel {
         Ok(KvWriteBinding {
             bind_group,
             blocks_per_token: sh.n_kv_heads * (sh.head_dim + sh.head_dim_v) / BLOCK,
+            mean_threads: if l.k.centered() {
+                sh.n_kv_heads * sh.head_dim
+            } else {
+                0
+            },
             max_tokens,
         })
     }
 
-    /// Records the write of the step's `n_tokens` tokens.
+    /// Records the write of the step's `n_tokens` tokens (after setting the key mean when the
+    /// step starts a session and keys are centered).
     pub fn encode(
         &self,
         pass: &mut wgpu::ComputePass<'_>,
@@ -277,9 +348,14 @@ impl KvWriteKernel {
         if threads == 0 {
             return Ok(());
         }
+        pass.set_bind_group(0, &binding.bind_group, &[]);
+        if binding.mean_threads > 0 {
+            // The shader does nothing unless the step starts at position 0.
+            pass.set_pipeline(&self.mean);
+            pass.dispatch_workgroups(binding.mean_threads.div_ceil(WORKGROUP_SIZE), 1, 1);
+        }
         let (x, y) = step::thread_grid(self.max_groups, "kv_write", threads, WORKGROUP_SIZE)?;
         pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, &binding.bind_group, &[]);
         pass.dispatch_workgroups(x, y, 1);
         Ok(())
     }
