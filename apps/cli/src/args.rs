@@ -41,6 +41,9 @@ pub struct ModelArgs {
     /// Store a quantized cache without the Hadamard rotation.
     #[arg(long = "no-kv-rotate", hide = true)]
     pub no_kv_rotate: bool,
+    /// Quantize keys without subtracting their per-channel mean.
+    #[arg(long = "no-kv-center", hide = true)]
+    pub no_kv_center: bool,
 }
 
 /// `--mem-budget`: a size as [`parse_size`] reads it.
@@ -101,6 +104,7 @@ impl ModelArgs {
             cache_type_v: self.cache_type_v.unwrap_or(defaults.cache_type_v),
             recent_f16: self.kv_recent.unwrap_or(defaults.recent_f16),
             rotate: defaults.rotate && !self.no_kv_rotate,
+            center_keys: defaults.center_keys && !self.no_kv_center,
             mem_budget: self.mem_budget,
             batch: self.batch_size,
         })
@@ -203,6 +207,7 @@ mod tests {
             mem_budget: Some(300 << 20),
             kv_recent: Some(0),
             no_kv_rotate: true,
+            no_kv_center: false,
             ..args(None, None, None)
         };
         let o = a.engine_options().unwrap();
