@@ -358,7 +358,7 @@ fn help_lists_the_memory_flags_and_hides_the_expert_ones() {
                 "{cmd} --help lacks {flag}:\n{stdout}"
             );
         }
-        for hidden in ["--kv-recent", "--no-kv-rotate"] {
+        for hidden in ["--kv-recent", "--no-kv-rotate", "--no-kv-center"] {
             assert!(!stdout.contains(hidden), "{cmd} --help shows {hidden}");
         }
     }
