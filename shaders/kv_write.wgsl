@@ -153,6 +153,9 @@ fn kv_write(
     if (j + s.recent >= step.n_kv) {
         let r = j % s.recent;
         write_f16(s.recent_off + (r * lay.n_kv_heads + head) * f16_head + blk * 16u);
+        if (head == 0u && blk == 0u) {
+            cache[s.tag_off + r] = j + 1u;
+        }
     }
     if (s.mean_off != KV_NONE) {
         let mb = s.mean_off + head * s.head_dim + blk * 32u;

@@ -2,7 +2,9 @@
 // buffer holds K then V; each side has three regions:
 //   sinks  positions 0 .. sinks, f16, never evicted;
 //   recent a copy of the newest `recent` positions (j + recent >= n_kv) in f16, slot j % recent
-//          (recent = 0 when the side is f16 anyway);
+//          (recent = 0 when the side is f16 anyway), read only when the slot's tag (one word
+//          per slot at tag_off: 1 + the position written there) says it holds j: after a
+//          rollback (an edited chat turn) a slot may hold a later position;
 //   ring   every position j >= sinks in the side's type, slot (j - sinks) % ring_slots.
 // A slot holds n_kv_heads heads; an f16 head is head_dim / 2 words, a ring head
 // ring_head_words words (blocks of 32 values, see runtime/src/kv/quant.rs).
@@ -24,6 +26,10 @@ struct KvSide {
     ring_off: u32,
     ring_head_words: u32,
     mean_off: u32,
+    tag_off: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 struct KvLayout {
@@ -54,7 +60,9 @@ fn kv_locate(s: KvSide, j: u32, kvh: u32, n_kv: u32, lay: KvLayout) -> vec2<u32>
     }
     if (j + s.recent >= n_kv) {
         let slot = j % s.recent;
-        return vec2<u32>(s.recent_off + (slot * lay.n_kv_heads + kvh) * f16_head, KV_F16);
+        if (cache[s.tag_off + slot] == j + 1u) {
+            return vec2<u32>(s.recent_off + (slot * lay.n_kv_heads + kvh) * f16_head, KV_F16);
+        }
     }
     let slot = (j - lay.sinks) % lay.ring_slots;
     return vec2<u32>(s.ring_off + (slot * lay.n_kv_heads + kvh) * s.ring_head_words, s.ty);

@@ -6,6 +6,7 @@ use voyager_e2e::{fixture_path, model_path};
 use voyager_runtime::engine::perplexity::windows;
 use voyager_runtime::engine::sampling::SamplingParams;
 use voyager_runtime::engine::{Engine, EngineOptions, GenerateOptions, Prompt, StopReason};
+use voyager_runtime::tokenizer::ChatMessage;
 
 const MODEL: &str = "smollm2-135m";
 
@@ -95,4 +96,44 @@ fn generation_runs_past_the_window_at_constant_memory() {
         g.tokens.len(),
         engine.context_size()
     );
+}
+
+/// Regenerating an answer rolls the session back past tokens whose f16 recent copies were
+/// overwritten by the first answer: the copies are tagged, so the second answer reads the
+/// right keys and, greedy, repeats the first one (a fresh session agrees too).
+#[test]
+fn regenerating_an_answer_repeats_it() {
+    let engine = engine(4096, 4);
+    let greedy = GenerateOptions {
+        sampling: SamplingParams {
+            temperature: 0.0,
+            ..SamplingParams::default()
+        },
+        max_tokens: 6,
+        stop_at_eog: false,
+        cancel: None,
+    };
+    let chat = [ChatMessage {
+        role: "user".into(),
+        content: "Name three colours of the rainbow.".into(),
+    }];
+    let mut session = engine.session().unwrap();
+    let first = session
+        .generate(Prompt::Chat(&chat), &greedy, &mut |_| {})
+        .unwrap();
+    let again = session
+        .generate(Prompt::Chat(&chat), &greedy, &mut |_| {})
+        .unwrap();
+    assert_eq!(again.prefilled, 1, "the prompt should come from the cache");
+    let fresh = engine
+        .session()
+        .unwrap()
+        .generate(Prompt::Chat(&chat), &greedy, &mut |_| {})
+        .unwrap();
+    assert_eq!(
+        first.tokens, again.tokens,
+        "{:?} vs {:?}",
+        first.text, again.text
+    );
+    assert_eq!(first.tokens, fresh.tokens);
 }

@@ -217,6 +217,18 @@ impl<'e> Graph<'e> {
         })
     }
 
+    /// Whether a session of `len` positions can go back to `to` and go on from there: the
+    /// ring's spare slots (one batch) cover a rollback that short, and nothing is lost before
+    /// the ring first wraps. (Recent f16 copies are tagged, so they never mislead.)
+    pub fn can_roll_back(&self, len: usize, to: usize) -> bool {
+        let back = len.saturating_sub(to);
+        back <= self.scratch.max_tokens as usize
+            || self.kv.iter().all(|c| {
+                let p = &c.layout.policy;
+                len <= (p.sinks + p.ring_slots) as usize
+            })
+    }
+
     /// Layer `layer`'s layout and cache words, read back.
     pub fn read_cache(&self, layer: usize) -> Result<(LayerLayout, Vec<u32>)> {
         let cache = self

@@ -225,9 +225,14 @@ impl<'e> Session<'e> {
         }
         // Reuse the cached prefix; always evaluate at least the prompt's last token, whose
         // logits start the reply.
-        let common = self
+        let mut common = self
             .common_prefix(&prompt_tokens)
             .min(prompt_tokens.len() - 1);
+        // Rolling back (a chat turn edited or regenerated) keeps the cache only when the ring
+        // still holds every key the next queries need; otherwise evaluate from the start.
+        if !self.graph.can_roll_back(self.history.len(), common) {
+            common = 0;
+        }
         self.history.truncate(common);
         let new = &prompt_tokens[common..];
         let prefilled = new.len();

@@ -375,9 +375,11 @@ mod tests {
     }
 
     /// Many threads racing for a budget: the peak never passes it, and every byte comes back.
+    /// The limit is below what one thread alone may hold (3 x up to 3000 bytes), so refusals
+    /// happen however the threads happen to be scheduled.
     #[test]
     fn concurrent_allocations_never_overshoot() {
-        const LIMIT: u64 = 10_000;
+        const LIMIT: u64 = 6_000;
         let alloc = Allocator::new();
         alloc.set_limit(Some(LIMIT));
         let refused = AtomicU64::new(0);

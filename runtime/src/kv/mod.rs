@@ -4,7 +4,8 @@
 //! Every layer keeps three regions for K and for V (see [`LayerLayout`]):
 //! - **sinks**: the first `sinks` positions of the sequence, never evicted, stored in f16;
 //! - **recent**: a copy of the newest `recent` positions in f16 (only when the type is
-//!   quantized), so the tokens attention leans on most are read at full precision;
+//!   quantized), so the tokens attention leans on most are read at full precision; each slot
+//!   is tagged with the position it holds;
 //! - **ring**: every position after the sinks, in the cache type, in a ring of
 //!   `window + batch - 1` slots: a query at position `p` reads positions
 //!   `max(sinks, p - window + 1) ..= p`, and a batch of `batch` queries must not overwrite
@@ -197,6 +198,10 @@ pub struct SideLayout {
     pub head_dim: u32,
     pub sinks: Region,
     pub recent: Region,
+    /// One word per recent slot: 1 + the position it holds (0: empty). A recent copy is only
+    /// read when its tag matches, so a session rolled back (a chat turn edited) never reads a
+    /// copy of a position that was written after the rollback point.
+    pub tags: Region,
     pub ring: Region,
     /// The per-channel mean subtracted before quantizing (f32 per head and channel; one
     /// slot, or none when the side is not centered).
@@ -224,8 +229,13 @@ impl SideLayout {
             slots: recent_slots,
             words: f16_words,
         };
-        let ring = Region {
+        let tags = Region {
             offset: u32::try_from(recent.end()).map_err(|_| too_big())?,
+            slots: recent_slots,
+            words: 1,
+        };
+        let ring = Region {
+            offset: u32::try_from(tags.end()).map_err(|_| too_big())?,
             slots: l.ring_slots,
             words: ring_words,
         };
@@ -239,6 +249,7 @@ impl SideLayout {
             head_dim,
             sinks,
             recent,
+            tags,
             ring,
             mean,
         };
@@ -419,7 +430,8 @@ mod tests {
         let l = LayerLayout::new(&cfg, SHAPE, None, 8).unwrap();
         assert_eq!(l.k.sinks.offset, 0);
         assert_eq!(l.k.recent.offset, 4 * 96);
-        assert_eq!(l.k.ring.offset, (4 + 32) * 96);
+        assert_eq!(l.k.tags.offset, (4 + 32) * 96);
+        assert_eq!(l.k.ring.offset, (4 + 32) * 96 + 32);
         assert_eq!(l.k.ring.slots, 107);
         assert_eq!(l.k.ring.words, 3 * 10);
         let f = LayerLayout::new(&KvConfig::f16(100), SHAPE, None, 8).unwrap();
@@ -443,7 +455,7 @@ mod tests {
             ..KvConfig::f16(10)
         };
         let l = LayerLayout::new(&cfg, SHAPE, None, 1).unwrap();
-        assert_eq!(l.window_lo(0), 0);
+        assert_eq!(l.window_lo(0), 1);
         // Before the sinks fill, every key is a sink.
         assert_eq!(l.window_lo(2), 3);
         assert_eq!(l.keys(2).collect::<Vec<_>>(), [0, 1, 2]);

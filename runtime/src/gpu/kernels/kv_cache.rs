@@ -28,6 +28,8 @@ struct SideUniform {
     ring_off: u32,
     ring_head_words: u32,
     mean_off: u32,
+    tag_off: u32,
+    _pad: [u32; 3],
 }
 
 /// The shader's `KvLayout`.
@@ -65,6 +67,8 @@ fn side_uniform(s: &SideLayout, base: u32, n_kv_heads: u32) -> SideUniform {
         } else {
             u32::MAX
         },
+        tag_off: base + s.tags.offset,
+        _pad: [0; 3],
     }
 }
 
@@ -146,7 +150,19 @@ pub fn decode_at(
         Side::V => (&layout.v, layout.k.words() as usize),
     };
     let n = layout.shape.n_kv_heads;
-    let (region, ty) = region_of(layout, s, j, n_kv);
+    let (region, ty) = match region_of(layout, s, j, n_kv) {
+        // A recent copy whose tag is not this position is not read.
+        (_, KvType::F16)
+            if j >= layout.policy.sinks
+                && s.recent.slots > 0
+                && j + s.recent.slots >= n_kv
+                && words[base + (s.tags.offset + j % s.recent.slots) as usize] != j + 1 =>
+        {
+            let slot = (j - layout.policy.sinks) % layout.policy.ring_slots;
+            ((s.ring.offset + slot * s.ring.words, s.ring.words), s.ty)
+        }
+        found => found,
+    };
     let head_words = region.1 / n;
     let start = base + region.0 as usize + (kvh * head_words) as usize;
     let bw = ty.words_per_block() as usize;
@@ -394,7 +410,7 @@ mod tests {
 
     #[test]
     fn uniforms_match_the_shader() {
-        assert_eq!(size_of::<SideUniform>(), 32);
-        assert_eq!(size_of::<LayoutUniform>(), 80);
+        assert_eq!(size_of::<SideUniform>(), 48);
+        assert_eq!(size_of::<LayoutUniform>(), 112);
     }
 }
