@@ -82,7 +82,10 @@ fn the_planner_picks_the_largest_window_that_fits() {
 #[test]
 fn the_counted_peak_stays_inside_the_budget() {
     let budget = parse_size("150MiB").unwrap();
-    let options = with_budget(budget);
+    let options = EngineOptions {
+        scoring: true,
+        ..with_budget(budget)
+    };
     let path = common::model_path(MODEL);
     let planned = plan(&Model::open(&path).unwrap(), &options).unwrap();
     let engine = Engine::load(&path, &options, &mut |_| {}).unwrap();

@@ -107,6 +107,7 @@ impl ModelArgs {
             center_keys: defaults.center_keys && !self.no_kv_center,
             mem_budget: self.mem_budget,
             batch: self.batch_size,
+            scoring: defaults.scoring,
         })
     }
 }

@@ -2,14 +2,18 @@
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
-use voyager_runtime::engine::Engine;
+use voyager_runtime::engine::{Engine, EngineOptions};
 
 use crate::args::ModelArgs;
 
-/// Resolves `-m`, then loads the model onto the GPU with a progress bar on stderr.
-pub fn engine(args: &ModelArgs) -> Result<Engine> {
+/// Resolves `-m`, then loads the model onto the GPU with a progress bar on stderr. `scoring`:
+/// the command scores texts (perplexity), so the plan includes every row's logits.
+pub fn engine(args: &ModelArgs, scoring: bool) -> Result<Engine> {
     // Bad flags are reported before a model is pulled or opened.
-    let options = args.engine_options()?;
+    let options = EngineOptions {
+        scoring,
+        ..args.engine_options()?
+    };
     let path = crate::model_arg::resolve(&args.model)?;
     let bar = ProgressBar::new(0);
     bar.set_style(

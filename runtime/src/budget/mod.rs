@@ -169,7 +169,7 @@ fn plan_window(model: &Model, options: &EngineOptions, weights: u64, window: u32
         .max()
         .unwrap_or(0)
         .max(4);
-    let scratch = crate::engine::scratch_bytes(cfg, batch)
+    let scratch = crate::engine::scratch_bytes(cfg, batch, options.scoring)
         + partials
         + UNIFORMS_FIXED
         + UNIFORMS_PER_LAYER * cfg.n_layers as u64;

@@ -140,10 +140,10 @@ impl Scratch {
     }
 }
 
-/// Bytes [`Scratch::new`] allocates without the partials, plus the all-rows head's logits and
-/// their staging (perplexity), for `max_tokens` tokens a step. Keep in step with
+/// Bytes [`Scratch::new`] allocates without the partials, plus (when `scoring`) the all-rows
+/// head's logits and their staging, for `max_tokens` tokens a step. Keep in step with
 /// [`Scratch::new`] and [`Graph::ensure_head_all`]; the budget test checks the sum.
-pub(crate) fn scratch_bytes(cfg: &ModelConfig, max_tokens: u32) -> u64 {
+pub(crate) fn scratch_bytes(cfg: &ModelConfig, max_tokens: u32, scoring: bool) -> u64 {
     let t = u64::from(max_tokens);
     let f = 4u64;
     let q = (cfg.n_heads * cfg.head_dim) as u64;
@@ -155,7 +155,7 @@ pub(crate) fn scratch_bytes(cfg: &ModelConfig, max_tokens: u32) -> u64 {
     let ids = t * f;
     let per_token = 5 * e + 3 * q + 2 * k + v + attn + 3 * ff;
     let last = 2 * e + 2 * vocab;
-    let head_all = 2 * t * vocab;
+    let head_all = if scoring { 2 * t * vocab } else { 0 };
     steps + ids + (t * per_token + last + head_all) * f
 }
 

@@ -25,6 +25,11 @@ pub struct EngineOptions {
     pub mem_budget: Option<u64>,
     /// Most tokens evaluated in one prefill step.
     pub batch: usize,
+    /// Sessions will score texts ([`crate::engine::Session::score`], perplexity): plan the
+    /// logits of every row of a batch (`2 x batch x vocab x 4` bytes, 64 MiB for Gemma 3's
+    /// vocabulary). Without it a session that scores allocates them anyway, counted against
+    /// the budget like everything else.
+    pub scoring: bool,
 }
 
 impl EngineOptions {
@@ -61,6 +66,7 @@ impl Default for EngineOptions {
             center_keys: kv.center_keys,
             mem_budget: None,
             batch: 32,
+            scoring: false,
         }
     }
 }

@@ -34,7 +34,7 @@ pub fn run(args: Args) -> Result<()> {
     if args.n_prompt == 0 || args.repetitions == 0 {
         bail!("-p and -r must be at least 1");
     }
-    let engine = crate::load::engine(&args.model)?;
+    let engine = crate::load::engine(&args.model, false)?;
     // Generation may run past the window (the cache slides); the prompt must fit it.
     if args.n_prompt > engine.context_size() {
         bail!(

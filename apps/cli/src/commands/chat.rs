@@ -31,7 +31,7 @@ pub fn run(args: Args) -> Result<()> {
         stop_at_eog: true,
         cancel: Some(cancel.clone()),
     };
-    let engine = crate::load::engine(&args.model)?;
+    let engine = crate::load::engine(&args.model, false)?;
     let mut session = engine.session()?;
     let mut messages: Vec<ChatMessage> = args
         .system

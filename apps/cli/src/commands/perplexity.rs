@@ -51,7 +51,7 @@ pub fn run(mut args: Args) -> Result<()> {
     if !args.stream && args.model.window.is_none() {
         args.model.ctx_size.get_or_insert(DEFAULT_WINDOW);
     }
-    let engine = crate::load::engine(&args.model)?;
+    let engine = crate::load::engine(&args.model, true)?;
     let tok = &engine.model().tokenizer;
     // A stream is one window of every token; otherwise windows as wide as the cache's span.
     let span = if args.stream {

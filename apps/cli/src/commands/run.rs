@@ -34,7 +34,7 @@ pub fn run(args: Args) -> Result<()> {
         stop_at_eog: !args.ignore_eos,
         cancel: Some(crate::interrupt::flag()),
     };
-    let engine = crate::load::engine(&args.model)?;
+    let engine = crate::load::engine(&args.model, false)?;
     let mut session = engine.session()?;
     let mut stdout = std::io::stdout().lock();
     let stream = !args.json;
