@@ -95,6 +95,7 @@ fn describe_plan(plan: &Plan, options: &EngineOptions) -> serde_json::Value {
             0
         },
         "rotate": kv.rotates(),
+        "center_keys": kv.center_keys && kv.k_type.is_quantized(),
         "batch": options.batch,
         "kv_bytes_per_token": per_type(&plan.kv_bytes_per_token),
     })
@@ -278,11 +279,20 @@ fn plan_lines(plan: &serde_json::Value) -> Vec<String> {
     }
     let size = |k: &str| format_size(plan[k].as_u64().unwrap_or(0));
     let budget = plan["budget"].as_u64();
-    let extras = match (plan["rotate"].as_bool(), plan["recent_f16"].as_u64()) {
-        (Some(true), Some(r)) if r > 0 => format!(" (rotated, newest {r} also in f16)"),
-        (Some(true), _) => " (rotated)".to_string(),
-        (_, Some(r)) if r > 0 => format!(" (newest {r} also in f16)"),
-        _ => String::new(),
+    let mut notes = Vec::new();
+    if plan["rotate"].as_bool() == Some(true) {
+        notes.push("rotated".to_string());
+    }
+    if plan["center_keys"].as_bool() == Some(true) {
+        notes.push("keys centered".to_string());
+    }
+    if let Some(r) = plan["recent_f16"].as_u64().filter(|&r| r > 0) {
+        notes.push(format!("newest {r} also in f16"));
+    }
+    let extras = if notes.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", notes.join(", "))
     };
     vec![
         format!(
@@ -356,7 +366,8 @@ mod tests {
         assert_eq!(v["span"], 2048);
         assert_eq!(v["cache_type_k"], "q4");
         assert_eq!(v["cache_type_v"], "q4");
-        assert_eq!(v["recent_f16"], 32);
+        assert_eq!(v["recent_f16"], 128);
+        assert_eq!(v["center_keys"], true);
         assert_eq!(v["rotate"], true);
         assert_eq!(v["batch"], options.batch);
         assert_eq!(
@@ -380,7 +391,7 @@ mod tests {
             "memory plan     budget 300.00 MiB",
             "  weights       100.00 MiB",
             "  KV cache      12.00 MiB: window 2044 + 4 sinks = 2048 tokens, K q4 V q4 \
-             (rotated, newest 32 also in f16)",
+             (rotated, keys centered, newest 128 also in f16)",
             "  scratch       3.00 MiB (batch 32)",
             "  staging       1.00 MiB",
             "  total         116.00 MiB of 300.00 MiB",
