@@ -47,8 +47,8 @@ fn passkey_at_three_budgets() {
         max_tokens: 6,
         ..GenerateOptions::default()
     };
-    // Windows of 508 (the prompt fits), 252 and 60 tokens, given as budgets.
-    for (window, must_find) in [(508u32, true), (252, false), (60, false)] {
+    // Windows of 508 (the prompt fits), 252 and 124 tokens, given as budgets.
+    for (window, must_find) in [(508u32, true), (252, false), (124, false)] {
         let budget = budget_for(&model, window);
         let options = EngineOptions {
             mem_budget: Some(budget),
