@@ -111,9 +111,9 @@ impl KvConfig {
     /// Sinks StreamingLLM found enough.
     pub const DEFAULT_SINKS: u32 = 4;
     /// Newest tokens kept in f16 beside a quantized ring.
-    pub const DEFAULT_RECENT: u32 = 128;
+    pub const DEFAULT_RECENT: u32 = 256;
 
-    /// The default cache (q4 K and V, rotated, keys centered, 4 sinks, the newest 128 also in
+    /// The default cache (q4 K and V, rotated, keys centered, 4 sinks, the newest 256 also in
     /// f16) over `window`.
     pub fn quantized(window: u32) -> Self {
         Self {
@@ -431,8 +431,8 @@ mod tests {
         let l = LayerLayout::new(&cfg, SHAPE, None, 8).unwrap();
         assert_eq!(l.k.sinks.offset, 0);
         assert_eq!(l.k.recent.offset, 4 * 96);
-        assert_eq!(l.k.tags.offset, (4 + 128) * 96);
-        assert_eq!(l.k.ring.offset, (4 + 128) * 96 + 128);
+        assert_eq!(l.k.tags.offset, (4 + 256) * 96);
+        assert_eq!(l.k.ring.offset, (4 + 256) * 96 + 256);
         assert_eq!(l.k.ring.slots, 107);
         assert_eq!(l.k.ring.words, 3 * 10);
         let f = LayerLayout::new(&KvConfig::f16(100), SHAPE, None, 8).unwrap();
