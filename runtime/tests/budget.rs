@@ -32,8 +32,13 @@ fn too_small_budgets_are_refused_naming_the_smallest_that_works() {
         .and_then(|r| r.strip_suffix(" or more"))
         .unwrap_or_else(|| panic!("no size in: {msg}"));
     let smallest = parse_size(&size.replace(' ', "")).unwrap();
-    let p = plan(&model, &with_budget(smallest + (1 << 10))).unwrap();
-    assert_eq!(p.kv_config.window, EngineOptions::MIN_WINDOW);
+    // The suggestion is rounded up (to 0.01 MiB), so it may buy a token or two more.
+    let p = plan(&model, &with_budget(smallest)).unwrap();
+    let w = p.kv_config.window;
+    assert!(
+        (EngineOptions::MIN_WINDOW..EngineOptions::MIN_WINDOW + 4).contains(&w),
+        "{w}"
+    );
     assert!(plan(&model, &with_budget(smallest - (64 << 10))).is_err());
     // Loading refuses it too, before touching the GPU.
     let path = common::model_path(MODEL);

@@ -16,7 +16,7 @@ use crate::kv::{KvConfig, KvType};
 use crate::model::Model;
 use crate::{Error, Result};
 
-pub use size::{format_size, parse_size};
+pub use size::{format_size, format_size_at_least, parse_size};
 
 /// What a model needs under some options.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,7 +76,7 @@ pub fn plan(model: &Model, options: &EngineOptions) -> Result<Plan> {
                     format_size(budget),
                     format_size(p.total()),
                     p.breakdown(),
-                    format_size(p.total())
+                    format_size_at_least(p.total())
                 )));
             }
             Ok(Plan {
@@ -98,7 +98,7 @@ pub fn plan(model: &Model, options: &EngineOptions) -> Result<Plan> {
                     smallest.kv_config.window,
                     format_size(smallest.total()),
                     smallest.breakdown(),
-                    format_size(smallest.total())
+                    format_size_at_least(smallest.total())
                 )));
             }
             // The total grows with the window: find the largest that fits.

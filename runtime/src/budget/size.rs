@@ -119,11 +119,49 @@ pub fn format_size(bytes: u64) -> String {
     crate::gpu::alloc::human_bytes(bytes)
 }
 
+/// A size to suggest to a user: `bytes` rounded *up* to 0.01 of a MiB (or GiB from 1 GiB on),
+/// so that the text, read back with [`parse_size`], is never less than `bytes`.
+pub fn format_size_at_least(bytes: u64) -> String {
+    let (unit, name) = if bytes >= 1 << 30 {
+        (1u64 << 30, "GiB")
+    } else {
+        (1u64 << 20, "MiB")
+    };
+    // hundredths = ceil(bytes * 100 / unit); parse_size gives floor(hundredths * unit / 100),
+    // which is >= bytes because hundredths * unit / 100 >= bytes and bytes is whole.
+    let hundredths = (u128::from(bytes) * 100).div_ceil(u128::from(unit));
+    format!("{}.{:02} {name}", hundredths / 100, hundredths % 100)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const KI: u64 = 1024;
+
+    #[test]
+    fn suggestions_read_back_at_least_as_large() {
+        for bytes in [
+            1,
+            1023,
+            1 << 20,
+            (1 << 20) + 1,
+            109_471_334,
+            109_471_335,
+            (1 << 30) - 1,
+        ]
+        .into_iter()
+        .chain([1 << 30, (3 << 30) + 12_345, u64::MAX / 200])
+        {
+            let text = format_size_at_least(bytes);
+            let back = parse_size(&text).unwrap();
+            assert!(back >= bytes, "{bytes} -> {text} -> {back}");
+            // And not wastefully more: within 0.01 of the unit.
+            assert!(back - bytes <= (1 << 30) / 100, "{bytes} -> {text}");
+        }
+        assert_eq!(format_size_at_least(104 << 20), "104.00 MiB");
+        assert_eq!(format_size_at_least((104 << 20) + 1), "104.01 MiB");
+    }
 
     #[test]
     fn parses_the_documented_forms() {
