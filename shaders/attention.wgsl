@@ -1,9 +1,7 @@
 // Causal grouped-query attention over one layer's KV cache (kv/layout.wgsl): sinks plus a
 // sliding window, each side f16 / q8 / q4, read in place (kv/read.wgsl).
 //
-// q:      [n_tokens, n_heads, head_dim] f32 (roped, normed, rotated when the cache rotates)
-// q_sink: the same queries roped at their position inside the cache (for the sink keys)
-// out:    [n_tokens, n_heads, head_dim_v] f32
+// Buffers: kv/attention_io.wgsl.
 //
 // Token t (position p = step.pos + t) with query head h reads kv head
 // h / (n_heads / n_kv_heads) over its keys: the sinks 0 .. kv_sink_count(p), then its window
@@ -22,43 +20,12 @@
 // `partials` [n_heads, max_splits, 2 + head_dim_v]; then one workgroup per head merges them.
 // The row-per-thread variant for CPU adapters is attention_rowwise.wgsl.
 
-//!include "kv/layout.wgsl"
+//!include "kv/attention_io.wgsl"
 
-struct Params {
-    n_heads: u32,
-    head_dim: u32,
-    head_dim_v: u32,
-    max_splits: u32,
-    scale: f32,
-    softcap: f32,
-    row_splits: u32,
-    _pad: u32,
-}
-
-struct Step {
-    n_tokens: u32,
-    pos: u32,
-    n_kv: u32,
-    _pad: u32,
-}
-
-const WG: u32 = 64u;
 // Keys per decode split (a multiple of WG).
 const SPLIT: u32 = 256u;
 // Value pairs per thread: head_dim_v <= 2 * WG * MAX_PAIRS = 512.
 const MAX_PAIRS: u32 = 4u;
-const MAX_HEAD_DIM: u32 = 512u;
-// Stands in for -inf (which WGSL cannot spell): exp(NEG_BIG - finite) is 0.
-const NEG_BIG: f32 = -3.0e38;
-
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<uniform> lay: KvLayout;
-@group(0) @binding(2) var<uniform> step: Step;
-@group(0) @binding(3) var<storage, read> q: array<f32>;
-@group(0) @binding(4) var<storage, read> q_sink: array<f32>;
-@group(0) @binding(5) var<storage, read> cache: array<u32>;
-@group(0) @binding(6) var<storage, read_write> out: array<f32>;
-@group(0) @binding(7) var<storage, read_write> partials: array<f32>;
 
 var<workgroup> q_sh: array<f32, MAX_HEAD_DIM>;
 var<workgroup> qs_sh: array<f32, MAX_HEAD_DIM>;
@@ -97,14 +64,6 @@ fn load_q(t: u32, h: u32, tid: u32) {
         q_sh[d] = q[base + d];
         qs_sh[d] = q_sink[base + d];
     }
-}
-
-fn score(raw: f32) -> f32 {
-    var s = raw * params.scale;
-    if (params.softcap > 0.0) {
-        s = params.softcap * tanh(clamp(s / params.softcap, -10.0, 10.0));
-    }
-    return s;
 }
 
 // Online softmax over key indices [i0, i1) of the query at position p (kv head kvh),

@@ -6,40 +6,10 @@
 // merges its splits. Splits keep each thread's loops short: software Vulkan (gallivm) stops
 // a shader loop after 65535 iterations.
 
-//!include "kv/layout.wgsl"
+//!include "kv/attention_io.wgsl"
 
-struct Params {
-    n_heads: u32,
-    head_dim: u32,
-    head_dim_v: u32,
-    max_splits: u32,
-    scale: f32,
-    softcap: f32,
-    row_splits: u32,
-    _pad: u32,
-}
-
-struct Step {
-    n_tokens: u32,
-    pos: u32,
-    n_kv: u32,
-    _pad: u32,
-}
-
-const WG: u32 = 64u;
 // Keys per split: at most 128 keys x 256 dims of inner iterations per loop.
 const ROW_SPLIT: u32 = 128u;
-const MAX_HEAD_DIM: u32 = 512u;
-const NEG_BIG: f32 = -3.0e38;
-
-@group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<uniform> lay: KvLayout;
-@group(0) @binding(2) var<uniform> step: Step;
-@group(0) @binding(3) var<storage, read> q: array<f32>;
-@group(0) @binding(4) var<storage, read> q_sink: array<f32>;
-@group(0) @binding(5) var<storage, read> cache: array<u32>;
-@group(0) @binding(6) var<storage, read_write> out: array<f32>;
-@group(0) @binding(7) var<storage, read_write> partials: array<f32>;
 
 var<private> q_base: u32;
 
@@ -88,10 +58,7 @@ fn attn_prefill_rowwise(
     for (var k = i0; k < i1; k++) {
         let j = kv_key_pos(k, p, lay);
         let kloc = kv_locate(lay.k, j, kvh, step.n_kv, lay);
-        var s = kv_key_dot(kloc, params.head_dim, j < lay.sinks) * params.scale;
-        if (params.softcap > 0.0) {
-            s = params.softcap * tanh(clamp(s / params.softcap, -10.0, 10.0));
-        }
+        let s = score(kv_key_dot(kloc, params.head_dim, j < lay.sinks));
         let m_new = max(m, s);
         let alpha = exp(m - m_new);
         let pj = exp(s - m_new);

@@ -31,8 +31,9 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Opens the GGUF at `path`, creates the GPU device and uploads the weights, tensor by
-    /// tensor (staging at most one chunk of one tensor at a time).
+    /// Opens the GGUF at `path`, plans its memory ([`crate::budget::plan`], which also
+    /// validates the options), creates the GPU device and uploads the weights, tensor by
+    /// tensor (staging at most one slice of one tensor at a time).
     pub fn load(
         path: &Path,
         options: &EngineOptions,
@@ -54,12 +55,6 @@ impl Engine {
         // The memory plan, before anything is allocated: refuses a budget that cannot work.
         let plan = crate::budget::plan(&model, options)?;
         let kv = plan.kv_config;
-        if options.batch == 0 || options.batch > 4096 {
-            return Err(Error::Unsupported(format!(
-                "a batch of {} tokens (1 to 4096 are allowed)",
-                options.batch
-            )));
-        }
 
         let gpu = GpuContext::new()?;
         // Every buffer is counted against the budget, less what wgpu stages for uploads.

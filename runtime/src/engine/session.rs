@@ -213,25 +213,25 @@ impl<'e> Session<'e> {
         if prompt_tokens.is_empty() {
             return Err(Error::Tokenizer("the prompt is empty".into()));
         }
+        // Reuse the cached prefix; always evaluate at least the prompt's last token, whose
+        // logits start the reply. Rolling back (a chat turn edited or regenerated) keeps the
+        // cache only when the ring still holds every key the next queries need; otherwise
+        // evaluate from the start.
+        let mut common = self
+            .common_prefix(&prompt_tokens)
+            .min(prompt_tokens.len() - 1);
+        if !self.graph.can_roll_back(self.history.len(), common) {
+            common = 0;
+        }
         // A longer prompt would run, but its start would have slid out of the window before
         // the reply begins: refuse it rather than answer a prompt the model cannot see.
-        let fresh = prompt_tokens.len() - self.common_prefix(&prompt_tokens);
+        let fresh = prompt_tokens.len() - common;
         if fresh > self.context_size() {
             return Err(Error::Unsupported(format!(
                 "the prompt has {fresh} new tokens; the model sees {} at a time (sinks + window): \
                  raise --window or --mem-budget, or shorten the prompt",
                 self.context_size()
             )));
-        }
-        // Reuse the cached prefix; always evaluate at least the prompt's last token, whose
-        // logits start the reply.
-        let mut common = self
-            .common_prefix(&prompt_tokens)
-            .min(prompt_tokens.len() - 1);
-        // Rolling back (a chat turn edited or regenerated) keeps the cache only when the ring
-        // still holds every key the next queries need; otherwise evaluate from the start.
-        if !self.graph.can_roll_back(self.history.len(), common) {
-            common = 0;
         }
         self.history.truncate(common);
         let new = &prompt_tokens[common..];

@@ -69,6 +69,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
 /// Snippets in `shaders/kv/` that the cache kernels include: the cache layout and its reads.
 pub const KV_SNIPPETS: &[(&str, &str)] = &[
     (
+        "kv/attention_io.wgsl",
+        include_str!("../../../shaders/kv/attention_io.wgsl"),
+    ),
+    (
         "kv/layout.wgsl",
         include_str!("../../../shaders/kv/layout.wgsl"),
     ),

@@ -74,11 +74,6 @@ impl KvType {
     pub fn words_per_head(self, head_dim: u32) -> u32 {
         head_dim / BLOCK * self.words_per_block()
     }
-
-    /// Bits per stored value, metadata included.
-    pub fn bits_per_value(self) -> f64 {
-        f64::from(self.words_per_block() * 32) / f64::from(BLOCK)
-    }
 }
 
 impl std::fmt::Display for KvType {
@@ -348,11 +343,6 @@ impl LayerLayout {
     /// Bytes of the layer's K and V buffers.
     pub fn bytes(&self) -> u64 {
         self.k.bytes() + self.v.bytes()
-    }
-
-    /// Ring bytes one position costs in this layer (K and V).
-    pub fn ring_bytes_per_token(&self) -> u64 {
-        u64::from(self.k.ring.words + self.v.ring.words) * 4
     }
 
     /// First position a query at `p` sees in its window (sinks aside).

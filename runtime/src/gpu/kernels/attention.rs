@@ -244,8 +244,15 @@ impl AttentionKernel {
         decode.max(rows) * 4
     }
 
-    /// Bytes of the uniform each binding allocates.
-    pub const UNIFORM_BYTES: u64 = size_of::<Params>() as u64;
+    /// Tokens in the first write step of [`AttentionKernel::run_with`].
+    pub fn first_step(layout: &LayerLayout, n_kv: u32, n_tokens: u32) -> u32 {
+        let pos = n_kv - n_tokens;
+        if pos == 0 {
+            n_tokens
+        } else {
+            pos.min(layout.max_batch())
+        }
+    }
 
     /// The strategy this kernel prefills with.
     pub fn strategy(&self) -> Strategy {
@@ -450,18 +457,6 @@ impl AttentionKernel {
             self.encode(pass, &b, n_tokens, n_kv)
         })?;
         ctx.read_f32(&out, out_len)
-    }
-}
-
-impl AttentionKernel {
-    /// Tokens in the first write step of [`AttentionKernel::run_with`].
-    pub fn first_step(layout: &LayerLayout, n_kv: u32, n_tokens: u32) -> u32 {
-        let pos = n_kv - n_tokens;
-        if pos == 0 {
-            n_tokens
-        } else {
-            pos.min(layout.max_batch())
-        }
     }
 }
 

@@ -150,19 +150,8 @@ pub fn decode_at(
         Side::V => (&layout.v, layout.k.words() as usize),
     };
     let n = layout.shape.n_kv_heads;
-    let (region, ty) = match region_of(layout, s, j, n_kv) {
-        // A recent copy whose tag is not this position is not read.
-        (_, KvType::F16)
-            if j >= layout.policy.sinks
-                && s.recent.slots > 0
-                && j + s.recent.slots >= n_kv
-                && words[base + (s.tags.offset + j % s.recent.slots) as usize] != j + 1 =>
-        {
-            let slot = (j - layout.policy.sinks) % layout.policy.ring_slots;
-            ((s.ring.offset + slot * s.ring.words, s.ring.words), s.ty)
-        }
-        found => found,
-    };
+    let tags = &words[base + s.tags.offset as usize..][..s.tags.slots as usize];
+    let (region, ty) = region_of(layout, s, j, n_kv, Some(tags));
     let head_words = region.1 / n;
     let start = base + region.0 as usize + (kvh * head_words) as usize;
     let bw = ty.words_per_block() as usize;
@@ -180,15 +169,25 @@ pub fn decode_at(
 }
 
 /// (first word of the slot, words per slot) and the type position `j` is stored in.
-fn region_of(l: &LayerLayout, s: &SideLayout, j: u32, n_kv: u32) -> ((u32, u32), KvType) {
+/// `tags`: the side's recent-slot tags as stored; a recent copy whose tag is not `j + 1` is
+/// not read (as in `kv_locate`). `None`: every copy in range holds its position (a cache
+/// written in order, never rolled back).
+fn region_of(
+    l: &LayerLayout,
+    s: &SideLayout,
+    j: u32,
+    n_kv: u32,
+    tags: Option<&[u32]>,
+) -> ((u32, u32), KvType) {
     if j < l.policy.sinks {
         return (
             (s.sinks.offset + j * s.sinks.words, s.sinks.words),
             KvType::F16,
         );
     }
-    if s.recent.slots > 0 && j + s.recent.slots >= n_kv {
-        let slot = j % s.recent.slots;
+    let slot = j.checked_rem(s.recent.slots);
+    let tagged = |slot: u32| tags.is_none_or(|t| t[slot as usize] == j + 1);
+    if let Some(slot) = slot.filter(|&r| j + s.recent.slots >= n_kv && tagged(r)) {
         return (
             (s.recent.offset + slot * s.recent.words, s.recent.words),
             KvType::F16,
@@ -215,7 +214,7 @@ pub fn stored_ref(
         Side::K => &layout.k,
         Side::V => &layout.v,
     };
-    let (_, ty) = region_of(layout, s, j, n_kv);
+    let (_, ty) = region_of(layout, s, j, n_kv, None);
     if ty.is_quantized() && s.centered() {
         let mu = &mean[(kvh * s.head_dim) as usize..][..s.head_dim as usize];
         let centered: Vec<f32> = head.iter().zip(mu).map(|(x, m)| x - m).collect();
