@@ -1,10 +1,12 @@
 //! The memory plan and its enforcement, on SmolLM2-135M (pulled on first use): budgets too
 //! small are refused before loading with the smallest one that works, the planner picks the
-//! largest window that fits, and a loaded engine's counted peak stays inside the budget.
+//! largest window that fits, a loaded engine's counted peak stays inside the budget, and a
+//! budget planned for N sessions holds N of them, refuses the next and takes back what a
+//! closed one held.
 
 mod common;
 
-use voyager_runtime::budget::{parse_size, plan};
+use voyager_runtime::budget::{format_size, parse_size, plan};
 use voyager_runtime::engine::{Engine, EngineOptions};
 use voyager_runtime::model::Model;
 use voyager_runtime::Error;
@@ -23,7 +25,8 @@ fn too_small_budgets_are_refused_naming_the_smallest_that_works() {
     let model = Model::open(&common::model_path(MODEL)).unwrap();
     let err = plan(&model, &with_budget(64 << 20)).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, Error::Budget(_)), "{msg}");
+    assert!(matches!(err, Error::Budget { .. }), "{msg}");
+    assert!(err.smallest_budget().is_some(), "{msg}");
     assert!(!msg.contains('\n'), "one line: {msg}");
     // "... use --mem-budget <SIZE> or more": that size works, a little less does not.
     let size = msg
@@ -43,7 +46,7 @@ fn too_small_budgets_are_refused_naming_the_smallest_that_works() {
     // Loading refuses it too, before touching the GPU.
     let path = common::model_path(MODEL);
     let load = Engine::load(&path, &with_budget(64 << 20), &mut |_| {});
-    assert!(matches!(load, Err(Error::Budget(_))));
+    assert!(matches!(load, Err(Error::Budget { .. })));
 }
 
 #[test]
@@ -118,5 +121,70 @@ fn the_counted_peak_stays_inside_the_budget() {
         (counted_plan - stats.peak_bytes) as f64 <= 0.01 * counted_plan as f64,
         "plan {counted_plan} vs counted {}",
         stats.peak_bytes
+    );
+}
+
+#[test]
+fn a_budget_for_two_sessions_holds_two_and_refuses_a_third() {
+    let path = common::model_path(MODEL);
+    let model = Model::open(&path).unwrap();
+    let one = EngineOptions {
+        window: Some(256),
+        ..EngineOptions::default()
+    };
+    let two = EngineOptions {
+        max_sessions: 2,
+        ..one.clone()
+    };
+    let p1 = plan(&model, &one).unwrap();
+    let p2 = plan(&model, &two).unwrap();
+    // The weights are shared; each session adds its cache and scratch.
+    assert_eq!(p2.total() - p1.total(), p1.per_session());
+    assert_eq!(p2.shared(), p1.shared());
+    // A budget that fits two sessions of this window, not three.
+    let budget = p2.total() + p1.per_session() / 2;
+    let engine = Engine::load(
+        &path,
+        &EngineOptions {
+            mem_budget: Some(budget),
+            ..two
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    let alloc = engine.gpu().allocator();
+    let before = alloc.live_bytes();
+    let a = engine.session().unwrap();
+    let with_one = alloc.live_bytes();
+    let b = engine.session().unwrap();
+    assert_eq!(engine.open_sessions(), 2);
+    let err = engine.session().err().expect("a third session was opened");
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Budget { .. }), "{msg}");
+    assert!(!msg.contains('\n') && msg.contains("--sessions 3"), "{msg}");
+    // What it names is enough for three.
+    let three = plan(
+        &model,
+        &EngineOptions {
+            max_sessions: 3,
+            ..one.clone()
+        },
+    )
+    .unwrap();
+    assert!(err.smallest_budget().unwrap() >= three.total(), "{msg}");
+    assert!(alloc.peak_bytes() + p2.staging <= budget, "over the budget");
+    eprintln!("{msg}");
+    // Closing a session gives back every byte it held, and makes room for a new one.
+    drop(b);
+    assert_eq!(alloc.live_bytes(), with_one, "a closed session kept bytes");
+    assert_eq!(engine.open_sessions(), 1);
+    let c = engine.session().unwrap();
+    drop((a, c));
+    assert_eq!(alloc.live_bytes(), before);
+    assert_eq!(engine.open_sessions(), 0);
+    eprintln!(
+        "two sessions in {}: each {}",
+        format_size(budget),
+        format_size(p1.per_session())
     );
 }

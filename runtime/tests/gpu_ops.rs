@@ -1,67 +1,46 @@
-//! The transformer's non-weight ops on a real adapter (lavapipe in CI), against their CPU
-//! twins: rms_norm, rope, ffn_act / scale and the Hadamard rotation (the KV cache's kernels
-//! are in gpu_kv.rs).
+//! The transformer's non-weight, non-cache ops on a real adapter (lavapipe in CI) against
+//! their CPU twins: add, rms_norm, rope, ffn_act, scale and the Hadamard rotation, as tables of
+//! cases (`voyager_runtime::selfcheck::cases`, where each tolerance is argued), plus what the
+//! forward pass relies on around them: bindings reused across steps and counted buffers.
 //!
-//! These tests need a GPU adapter and FAIL without one. Errors are measured as the max
-//! absolute difference normalized by the max |reference| (`rel_err`); each bound is argued
-//! where it is checked. Inputs come from a fixed-seed xorshift.
-
-use std::time::Instant;
-
-use voyager_runtime::gpu::kernels::ffn_act::{ffn_act_ref, Activation, FfnActKernel};
-use voyager_runtime::gpu::kernels::hadamard::HadamardKernel;
-use voyager_runtime::gpu::kernels::rms_norm::{rms_norm_ref, RmsNormKernel};
-use voyager_runtime::gpu::kernels::rope::{rope_ref, RopeKernel, RopeParams};
-use voyager_runtime::kv::quant::hadamard;
-use voyager_runtime::model::RopeLayout;
+//! These tests need a GPU adapter and FAIL without one. Inputs come from a fixed-seed
+//! xorshift, sizes are odd on purpose.
 
 mod common;
-use common::{check, context, XorShift};
 
-// rms_norm: the sum of n squares is accumulated by 128 threads in strides, then by a
-// 7-level tree; each partial sum carries at most (n/128 + 7) roundings, i.e. a relative
-// error <= (n/128 + 7) * 2^-24 ~ 1e-6 for n = 1000, halved by the square root, plus ~3
-// roundings for 1/sqrt, x * scale and * w. 1e-5 leaves room for GPU sqrt (a few ulp).
+use common::{check_all, context};
+use voyager_runtime::gpu::kernels::ffn_act::Activation;
+use voyager_runtime::gpu::kernels::rope::RopeParams;
+use voyager_runtime::gpu::kernels::step::{create_step_buffer, Step};
+use voyager_runtime::gpu::kernels::{add_ref, Kernels};
+use voyager_runtime::model::RopeLayout;
+use voyager_runtime::rng::XorShift;
+use voyager_runtime::selfcheck::{cases, Harness};
+
 #[test]
-fn rms_norm_matches_cpu() {
+fn elementwise_ops_match_cpu() {
     let ctx = context();
-    let mut rng = XorShift(0x5eed_0001);
+    let kernels = Kernels::new(&ctx).unwrap();
+    let mut rng = XorShift::new(0x5eed_0001);
+    let mut table = Vec::new();
+    // add: bit-exact; 16_777_300 > 256 * 65535 needs the 2-D dispatch grid.
+    for n in [1usize, 7, 255, 256, 257, 1000, 65_537, 16_777_300] {
+        table.push(cases::add(&mut rng, n));
+    }
+    // rms_norm: (width, rows, weighted), per-head norms as rows of head_dim.
     for (width, rows, weighted) in [
         (1usize, 3usize, true),
         (7, 3, false),
         (576, 3, true),
         (640, 1, true),
         (1000, 17, true),
-        (64, 17 * 9, false), // per-head q norm: 17 tokens x 9 heads
+        (64, 17 * 9, false),
         (256, 3 * 4, true),
     ] {
-        let start = Instant::now();
-        let x = rng.vec(width * rows, 3.0);
-        let w = rng.vec(width, 2.0);
-        let weight = weighted.then_some(w.as_slice());
-        let gpu = RmsNormKernel::run(&ctx, &x, width, weight, 1e-6).unwrap();
-        let cpu = rms_norm_ref(&x, width, weight, 1e-6);
-        check(
-            &format!("rms_norm width {width} rows {rows}"),
-            &gpu,
-            &cpu,
-            1e-5,
-            start,
-        );
+        table.push(cases::rms_norm(&mut rng, width, rows, weighted));
     }
-}
-
-// rope: Vulkan/Metal only promise sin/cos to an absolute 2^-11 on [-pi, pi] (the shader
-// range-reduces to it), so a rotated pair may differ by (|x0| + |x1|) * 2^-11 <= 2 max|x|
-// * 4.9e-4 ~ 1e-3 of the max. Rounding of theta = pos * freq (<= 2^-24 * 60 rad here) is
-// far below that. lavapipe is much better (see the printed errors); a wrong pairing,
-// frequency or position is O(1).
-#[test]
-fn rope_matches_cpu() {
-    let ctx = context();
-    let mut rng = XorShift(0x5eed_0002);
-    let cases = [
-        // (n_heads, head_dim, rope_dim, n_tokens, pos, layout, base, freq_scale)
+    // rope: in place and out of place with capped positions (the sink query).
+    for (n_heads, head_dim, rope_dim, n_tokens, pos, layout, base, freq_scale) in [
         (
             9u32,
             64u32,
@@ -76,9 +55,7 @@ fn rope_matches_cpu() {
         (4, 256, 256, 3, 40, RopeLayout::Neox, 10000.0, 0.125),
         (3, 64, 32, 3, 11, RopeLayout::Normal, 10000.0, 1.0),
         (3, 64, 32, 17, 2, RopeLayout::Neox, 500000.0, 1.0),
-    ];
-    for (n_heads, head_dim, rope_dim, n_tokens, pos, layout, base, freq_scale) in cases {
-        let start = Instant::now();
+    ] {
         let p = RopeParams {
             n_heads,
             head_dim,
@@ -88,94 +65,143 @@ fn rope_matches_cpu() {
             layout,
             max_pos: u32::MAX,
         };
-        let x = rng.vec((n_tokens * n_heads * head_dim) as usize, 2.0);
-        let gpu = RopeKernel::run(&ctx, &x, pos, &p).unwrap();
-        let cpu = rope_ref(&x, pos, &p);
-        // Out of place, and with positions capped (the sink query): the same bound.
+        table.push(cases::rope(&mut rng, p, n_tokens, pos, false));
         let capped = RopeParams {
             max_pos: pos + n_tokens / 2,
             ..p
         };
-        let from = RopeKernel::run_from(&ctx, &x, pos, &capped).unwrap();
-        let what_from = format!("rope_from capped at {} ({layout})", capped.max_pos);
-        check(&what_from, &from, &rope_ref(&x, pos, &capped), 1e-3, start);
-        let what = format!(
-            "rope {layout} heads {n_heads} dim {head_dim}/{rope_dim} tokens {n_tokens} pos {pos}"
-        );
-        check(&what, &gpu, &cpu, 1e-3, start);
-        if rope_dim < head_dim {
-            for (i, (g, x)) in gpu.iter().zip(&x).enumerate() {
-                if i as u32 % head_dim >= rope_dim {
-                    assert_eq!(
-                        g.to_bits(),
-                        x.to_bits(),
-                        "{what}: dim {i} past rope_dim changed"
-                    );
-                }
-            }
-        }
+        table.push(cases::rope(&mut rng, capped, n_tokens, pos, true));
     }
-}
-
-// ffn_act: one exp (or tanh) and 2-4 roundings an element; Vulkan's exp is accurate to
-// 3 + 2|x| ulp, <= 19 ulp ~ 1.1e-6 relative for |gate| <= 8, so 1e-5 of the max is ample.
-// scale is one multiplication: bit-exact.
-#[test]
-fn ffn_act_and_scale_match_cpu() {
-    let ctx = context();
-    let mut rng = XorShift(0x5eed_0003);
     for width in [1usize, 7, 1000] {
         for act in [Activation::Silu, Activation::GeluTanh] {
-            let start = Instant::now();
-            let n = width * 3;
-            let gate = rng.vec(n, 8.0);
-            let up = rng.vec(n, 2.0);
-            let gpu = FfnActKernel::run(&ctx, &gate, &up, width, act).unwrap();
-            let cpu = ffn_act_ref(&gate, &up, act);
-            check(
-                &format!("ffn_act {act:?} width {width}"),
-                &gpu,
-                &cpu,
-                1e-5,
-                start,
-            );
+            table.push(cases::ffn_act(&mut rng, width, 3, act));
         }
     }
-    let x = rng.vec(7 * 17, 100.0);
-    let s = 24.0f32.sqrt();
-    let gpu = FfnActKernel::run_scale(&ctx, &x, 7, s).unwrap();
-    for (g, x) in gpu.iter().zip(&x) {
-        assert_eq!(g.to_bits(), (x * s).to_bits());
+    table.push(cases::scale(&mut rng, 7, 17, 24.0f32.sqrt()));
+    // hadamard: SmolLM2's and Gemma's heads, a width whose power-of-two part is 32 (96 = 3 x
+    // 32), odd token counts.
+    for (width, rows, tokens) in [(64u32, 3u32, 17usize), (256, 4, 3), (96, 5, 7), (512, 1, 2)] {
+        table.push(cases::hadamard_rotation(&mut rng, width, rows, tokens));
     }
+    check_all(&ctx, &kernels, &table);
+    let stats = ctx.memory_stats();
+    assert_eq!(stats.live_bytes, 0, "every buffer was dropped: {stats}");
+    assert!(stats.peak_bytes >= 4 * 4 * 16_777_300, "peak: {stats}");
 }
 
-// hadamard: log2(n) butterfly levels of one add each, then one scale: each output carries
-// about log2(n) + 1 roundings of values up to sqrt(n) * max|x|, ~9 * 2^-24 * 16 ~ 1e-5 of
-// the max for n = 256; a wrong pairing or scale is O(1).
 #[test]
-fn hadamard_matches_cpu() {
+fn hadamard_twice_is_the_identity() {
     let ctx = context();
-    let mut rng = XorShift(0x5eed_0008);
-    // (width, rows per token, tokens): SmolLM2's and Gemma's heads, a width whose power-of-two
-    // part is 32 (96 = 3 x 32), and odd token counts.
-    for (width, rows, tokens) in [(64u32, 3u32, 17usize), (256, 4, 3), (96, 5, 7), (512, 1, 2)] {
-        let start = Instant::now();
-        let x = rng.vec(tokens * (width * rows) as usize, 3.0);
-        let gpu = HadamardKernel::run(&ctx, &x, width, rows).unwrap();
-        let mut cpu = x.clone();
-        hadamard(
-            &mut cpu,
-            voyager_runtime::kv::quant::hadamard_size(width) as usize,
-        );
-        check(
-            &format!("hadamard width {width} rows {rows} tokens {tokens}"),
-            &gpu,
-            &cpu,
-            1e-5,
-            start,
-        );
-        // Applied twice, it is the identity.
-        let back = HadamardKernel::run(&ctx, &gpu, width, rows).unwrap();
-        check("hadamard twice", &back, &x, 1e-5, start);
+    let kernels = Kernels::new(&ctx).unwrap();
+    let h = Harness::new(&ctx, &kernels);
+    let x = XorShift::new(8).vec(3 * 4 * 256, 3.0);
+    let once = h.hadamard(&x, 256, 4).unwrap();
+    let twice = h.hadamard(&once, 256, 4).unwrap();
+    let scale = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let err = twice
+        .iter()
+        .zip(&x)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(err <= 1e-5 * scale, "{err}");
+}
+
+#[test]
+fn bad_inputs_are_refused() {
+    let ctx = context();
+    let kernels = Kernels::new(&ctx).unwrap();
+    let h = Harness::new(&ctx, &kernels);
+    assert!(h.add(&[], &[]).unwrap().is_empty());
+    let err = h.add(&[1.0, 2.0], &[1.0]).unwrap_err();
+    assert!(err.to_string().contains("differ in length"), "{err}");
+    assert!(h.rms_norm(&[1.0; 7], 3, None, 1e-6).is_err());
+}
+
+/// Two adds bound once and recorded into one pass, the way a forward pass runs:
+/// h = x + r1; y = h + r2 over rows of `width`, for a batch smaller than the bound; a step
+/// larger than the bound is refused at record time.
+#[test]
+fn chained_adds_in_one_pass() {
+    let ctx = context();
+    let kernels = Kernels::new(&ctx).unwrap();
+    let kernel = &kernels.add;
+    let (width, max_tokens, n_tokens) = (777u32, 9u32, 7u32);
+    let n = (width * max_tokens) as usize;
+    let used = (width * n_tokens) as usize;
+    let mut rng = XorShift::new(42);
+    let (x, r1, r2) = (rng.vec(n, 1000.0), rng.vec(n, 1000.0), rng.vec(n, 1000.0));
+    let h = Harness::new(&ctx, &kernels);
+    let (gx, g1, g2) = (
+        h.input("x", &x).unwrap(),
+        h.input("r1", &r1).unwrap(),
+        h.input("r2", &r2).unwrap(),
+    );
+    let hb = h.output("h", n).unwrap();
+    let y = h.input("y", &vec![-1.0; n]).unwrap();
+    let step_buf = create_step_buffer(&ctx, Step::new(0, n_tokens)).unwrap();
+    let first = kernel
+        .bind(&ctx, &step_buf, &gx, &g1, &hb, width, max_tokens)
+        .unwrap();
+    let second = kernel
+        .bind(&ctx, &step_buf, &hb, &g2, &y, width, max_tokens)
+        .unwrap();
+    h.submit("chained", |pass| {
+        kernel.encode(pass, &first, n_tokens)?;
+        kernel.encode(pass, &second, n_tokens)
+    })
+    .unwrap();
+    let gpu = ctx.read_f32(&y, n).unwrap();
+    let want = add_ref(&add_ref(&x[..used], &r1[..used]), &r2[..used]);
+    for (i, (g, w)) in gpu[..used].iter().zip(&want).enumerate() {
+        assert_eq!(g.to_bits(), w.to_bits(), "element {i}");
     }
+    assert!(
+        gpu[used..].iter().all(|&v| v == -1.0),
+        "rows past the batch are untouched"
+    );
+    let too_many = h.submit("too many", |pass| {
+        kernel.encode(pass, &first, max_tokens + 1)
+    });
+    assert!(too_many.is_err());
+
+    // Too-small buffers are refused at bind time.
+    let Err(err) = kernel.bind(&ctx, &step_buf, &gx, &g1, &hb, width, max_tokens + 1) else {
+        panic!("a too-small buffer was bound");
+    };
+    assert!(err.to_string().contains("needs"), "{err}");
+}
+
+#[test]
+fn buffers_are_counted() {
+    let ctx = context();
+    let base = ctx.memory_stats();
+    assert_eq!(base.live_bytes, 0);
+    let usage = wgpu::BufferUsages::STORAGE;
+    let a = ctx.create_buffer("a", 4096, usage).unwrap();
+    let b = ctx.create_buffer_init("b", &[1u8; 10], usage).unwrap();
+    assert_eq!(b.size(), 12, "init contents are padded to 4 bytes");
+    assert_eq!(ctx.memory_stats().live_bytes, 4096 + 12);
+    assert_eq!(ctx.memory_stats().live_buffers, 2);
+    drop(a);
+    let stats = ctx.memory_stats();
+    assert_eq!(stats.live_bytes, 12);
+    assert_eq!(stats.live_buffers, 1);
+    assert_eq!(stats.peak_bytes, 4096 + 12, "the peak stays");
+    drop(b);
+    assert_eq!(ctx.memory_stats().live_bytes, 0);
+
+    let too_big = ctx.limits().max_buffer_size + 4;
+    let err = ctx.create_buffer("huge", too_big, usage).unwrap_err();
+    assert!(err.to_string().contains("maximum buffer size"), "{err}");
+    assert_eq!(ctx.memory_stats().live_bytes, 0);
+}
+
+#[test]
+fn device_uses_adapter_limits() {
+    let ctx = context();
+    assert_eq!(ctx.device().limits(), *ctx.limits());
+    // Real adapters exceed WebGPU's default 256 MiB buffer size (lavapipe: 2 GiB).
+    assert!(ctx.limits().max_buffer_size >= wgpu::Limits::default().max_buffer_size);
+    assert!(!ctx.adapter_name().is_empty());
+    assert!(!ctx.backend().is_empty());
+    assert_eq!(ctx.device().features(), ctx.features());
 }

@@ -135,7 +135,9 @@ fn agreement(model: &str) {
             cancel: None,
         };
         let gen = session
-            .generate(Prompt::Tokens(&ids(&prompt["ids"])), &options, &mut |_| {})
+            .generate(Prompt::Tokens(&ids(&prompt["ids"])), &options, &mut |_| {
+                true
+            })
             .unwrap();
         let tie = margins
             .iter()

@@ -2,6 +2,8 @@
 //! token by token through the ring (identical to the dense cache until eviction starts), and
 //! generation runs past the window at constant device memory.
 
+use std::sync::Arc;
+
 use voyager_e2e::{fixture_path, model_path};
 use voyager_runtime::engine::perplexity::windows;
 use voyager_runtime::engine::sampling::SamplingParams;
@@ -10,7 +12,7 @@ use voyager_runtime::tokenizer::ChatMessage;
 
 const MODEL: &str = "smollm2-135m";
 
-fn engine(window: u32, sinks: u32) -> Engine {
+fn engine(window: u32, sinks: u32) -> Arc<Engine> {
     let options = EngineOptions {
         window: Some(window),
         sinks,
@@ -82,7 +84,8 @@ fn generation_runs_past_the_window_at_constant_memory() {
     let mut text = String::new();
     let g = session
         .generate(Prompt::Text("Once upon a time"), &options, &mut |t| {
-            text.push_str(t)
+            text.push_str(t);
+            true
         })
         .unwrap();
     let after = engine.gpu().memory_stats();
@@ -119,16 +122,16 @@ fn regenerating_an_answer_repeats_it() {
     }];
     let mut session = engine.session().unwrap();
     let first = session
-        .generate(Prompt::Chat(&chat), &greedy, &mut |_| {})
+        .generate(Prompt::Chat(&chat), &greedy, &mut |_| true)
         .unwrap();
     let again = session
-        .generate(Prompt::Chat(&chat), &greedy, &mut |_| {})
+        .generate(Prompt::Chat(&chat), &greedy, &mut |_| true)
         .unwrap();
     assert_eq!(again.prefilled, 1, "the prompt should come from the cache");
     let fresh = engine
         .session()
         .unwrap()
-        .generate(Prompt::Chat(&chat), &greedy, &mut |_| {})
+        .generate(Prompt::Chat(&chat), &greedy, &mut |_| true)
         .unwrap();
     assert_eq!(
         first.tokens, again.tokens,

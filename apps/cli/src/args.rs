@@ -3,7 +3,7 @@
 use anyhow::{bail, Result};
 use voyager_runtime::budget::parse_size;
 use voyager_runtime::engine::sampling::SamplingParams;
-use voyager_runtime::engine::EngineOptions;
+use voyager_runtime::engine::{EngineOptions, SelfCheck};
 use voyager_runtime::kv::KvType;
 
 /// Which model to load and how: context, KV cache and memory budget.
@@ -44,6 +44,14 @@ pub struct ModelArgs {
     /// Quantize keys without subtracting their per-channel mean.
     #[arg(long = "no-kv-center", hide = true)]
     pub no_kv_center: bool,
+    /// Conversations open at once; the budget is planned for each one's cache and scratch.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=EngineOptions::MAX_SESSIONS as i64))]
+    pub sessions: u32,
+    /// Skip the check of the GPU's kernels against their CPU twins (for measurements: a
+    /// broken driver then gives wrong output silently).
+    #[arg(long = "no-self-check", hide = true)]
+    pub no_self_check: bool,
 }
 
 /// `--mem-budget`: a size as [`parse_size`] reads it.
@@ -56,13 +64,9 @@ fn parse_kv_type(s: &str) -> Result<KvType, String> {
     KvType::parse(s).map_err(message)
 }
 
-/// A runtime error's message without the variant's prefix, for clap's "invalid value" line.
+/// A runtime error's message without the kind's prefix, for clap's "invalid value" line.
 fn message(e: voyager_runtime::Error) -> String {
-    use voyager_runtime::Error;
-    match e {
-        Error::Budget(m) | Error::Unsupported(m) => m,
-        e => e.to_string(),
-    }
+    e.detail()
 }
 
 impl ModelArgs {
@@ -76,6 +80,7 @@ impl ModelArgs {
             || self.sinks.is_some()
             || self.kv_recent.is_some()
             || self.no_kv_rotate
+            || self.sessions != 1
     }
 
     /// The engine options these flags ask for; `-c N` means a window of `N - sinks`.
@@ -107,7 +112,13 @@ impl ModelArgs {
             center_keys: defaults.center_keys && !self.no_kv_center,
             mem_budget: self.mem_budget,
             batch: self.batch_size,
-            scoring: defaults.scoring,
+            max_sessions: self.sessions as usize,
+            self_check: if self.no_self_check {
+                SelfCheck::Off
+            } else {
+                defaults.self_check
+            },
+            ..defaults
         })
     }
 }
@@ -165,6 +176,7 @@ mod tests {
             window,
             sinks,
             batch_size: 32,
+            sessions: 1,
             ..ModelArgs::default()
         }
     }

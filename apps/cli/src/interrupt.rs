@@ -5,6 +5,11 @@ use std::sync::{Arc, OnceLock};
 
 static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 
+/// Ctrl-C as a cancel token for the runtime.
+pub fn token() -> voyager_runtime::engine::CancelToken {
+    voyager_runtime::engine::CancelToken::from_flag(flag())
+}
+
 /// The flag Ctrl-C sets; installs the handler on first use. A second Ctrl-C while the flag is
 /// still set (nothing picked it up) exits.
 pub fn flag() -> Arc<AtomicBool> {
@@ -22,11 +27,4 @@ pub fn flag() -> Arc<AtomicBool> {
         flag
     })
     .clone()
-}
-
-/// Clears the flag before a new generation starts.
-pub fn clear() {
-    if let Some(f) = FLAG.get() {
-        f.store(false, Ordering::SeqCst);
-    }
 }

@@ -1,5 +1,7 @@
 //! Loading an engine with a progress bar.
 
+use std::sync::Arc;
+
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use voyager_runtime::engine::{Engine, EngineOptions};
@@ -8,7 +10,7 @@ use crate::args::ModelArgs;
 
 /// Resolves `-m`, then loads the model onto the GPU with a progress bar on stderr. `scoring`:
 /// the command scores texts (perplexity), so the plan includes every row's logits.
-pub fn engine(args: &ModelArgs, scoring: bool) -> Result<Engine> {
+pub fn engine(args: &ModelArgs, scoring: bool) -> Result<Arc<Engine>> {
     // Bad flags are reported before a model is pulled or opened.
     let options = EngineOptions {
         scoring,

@@ -43,9 +43,12 @@ enum Command {
     Perplexity(commands::perplexity::Args),
     /// Measure prefill and decode speed.
     Bench(commands::bench::Args),
+    /// Check every GPU kernel against its CPU twin on this machine's GPU.
+    Selfcheck(commands::selfcheck::Args),
 }
 
 fn main() -> ExitCode {
+    quiet_mesa();
     let cli = match Cli::try_parse_from(llama_flags(std::env::args_os())) {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
@@ -56,7 +59,21 @@ fn main() -> ExitCode {
         _ => "debug",
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
-        .format_timestamp(None)
+        .format(|buf, record| {
+            use std::io::Write;
+            match record.level() {
+                // Warnings are for the user: one plain line, like errors.
+                log::Level::Warn => writeln!(buf, "warning: {}", record.args()),
+                log::Level::Error => writeln!(buf, "error: {}", record.args()),
+                level => writeln!(
+                    buf,
+                    "{} {}: {}",
+                    level.as_str().to_lowercase(),
+                    record.target(),
+                    record.args()
+                ),
+            }
+        })
         .init();
 
     let result = match cli.command {
@@ -68,6 +85,7 @@ fn main() -> ExitCode {
         Command::Chat(args) => commands::chat::run(args),
         Command::Perplexity(args) => commands::perplexity::run(args),
         Command::Bench(args) => commands::bench::run(args),
+        Command::Selfcheck(args) => commands::selfcheck::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -129,6 +147,31 @@ fn usage_error(e: clap::Error) -> ExitCode {
     let msg = msg.strip_prefix("error:").unwrap_or(&msg).trim();
     eprintln!("error: {msg} (see --help)");
     ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+}
+
+/// Mesa's Vulkan loader prints "XDG_RUNTIME_DIR is invalid or not set" on every run where it
+/// is unset (containers, CI, ssh sessions); it is harmless, so give it a private default
+/// before any thread or GPU instance exists.
+fn quiet_mesa() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        let dir = std::env::temp_dir().join(format!("voyager-runtime-{}", whoami()));
+        if std::fs::create_dir_all(&dir).is_ok() {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+            }
+            // SAFETY-relevant: called first thing in main, before any other thread exists.
+            std::env::set_var("XDG_RUNTIME_DIR", dir);
+        }
+    }
+}
+
+/// A per-user name for the runtime directory.
+fn whoami() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "user".into())
 }
 
 /// Errors reach the user as one line, whatever the library's message looked like.

@@ -8,15 +8,19 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub struct PullProgress {
     bar: ProgressBar,
     name: String,
+    /// Whether the bar has been started (it is created hidden).
+    started: bool,
 }
 
 impl PullProgress {
+    /// A bar that stays hidden until the pull has something to show (a model already on disk
+    /// prints nothing).
     pub fn new(name: &str) -> Self {
-        let bar = ProgressBar::new_spinner();
-        bar.enable_steady_tick(Duration::from_millis(120));
+        let bar = ProgressBar::hidden();
         Self {
             bar,
             name: name.to_string(),
+            started: false,
         }
     }
 
@@ -28,10 +32,19 @@ impl PullProgress {
 
 impl voyager_models::Progress for PullProgress {
     fn stage(&mut self, msg: &str) {
+        if !self.started {
+            self.started = true;
+            self.bar = ProgressBar::new_spinner();
+            self.bar.enable_steady_tick(Duration::from_millis(120));
+        }
         self.bar.set_message(format!("{}: {msg}", self.name));
     }
 
     fn bytes(&mut self, done: u64, total: u64) {
+        if !self.started {
+            self.started = true;
+            self.bar = ProgressBar::new(total);
+        }
         if self.bar.length() != Some(total) {
             self.bar.set_length(total);
             self.bar.set_style(

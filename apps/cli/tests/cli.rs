@@ -158,12 +158,21 @@ fn list_shows_the_catalog() {
 
 /// A tiny synthetic llama (2 layers, 2 KV heads of 32) written to a temporary file.
 fn tiny_model() -> (tempfile::TempDir, String) {
+    tiny_model_of(voyager_runtime::gguf::GgmlType::F32)
+}
+
+/// [`tiny_model`] with its projections stored as `ty`.
+fn tiny_model_of(ty: voyager_runtime::gguf::GgmlType) -> (tempfile::TempDir, String) {
     use voyager_runtime::gguf::synthetic::SyntheticLlama;
     use voyager_runtime::gguf::writer::Value;
+    // Rows of a k-quant are whole 256-value blocks.
+    let width = (ty.block_len() as u32).max(128);
     let shape = SyntheticLlama {
-        n_embd: 128,
+        n_embd: width,
+        n_ff: width,
         n_heads: 4,
         n_kv_heads: 2,
+        weight_type: ty,
         ..SyntheticLlama::default()
     };
     let mut gguf = shape.build();
@@ -460,4 +469,86 @@ fn info_refuses_a_budget_too_small_in_one_line() {
     let (err, code) = one_line_error(&["info", "-m", &model, "--mem-budget", "1KiB"]);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("memory budget"), "{err}");
+}
+
+/// A model with tensors no GPU kernel reads (Q3_K) is refused from its header alone: with a
+/// GPU backend that has no adapter at all, the error is still about the tensor type, so no
+/// device was ever asked for. `info` says which tensors cannot run.
+#[test]
+fn q3_k_models_are_refused_before_any_device() {
+    let (_dir, model) = tiny_model_of(voyager_runtime::gguf::GgmlType::Q3_K);
+    for args in [
+        &["run", "-m", &model, "-n", "1", "hi"][..],
+        &["info", "-m", &model, "--mem-budget", "64MiB"],
+    ] {
+        let out = voyager()
+            .args(args)
+            .env("WGPU_BACKEND", "dx12")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            stderr
+                .starts_with("error: unsupported model: no GPU kernel reads tensors of type Q3_K"),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    }
+    let (ok, stdout, stderr) = run(&["info", "-m", &model]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("cannot run      14 Q3_K tensors have no GPU kernel (blk.0.attn_q.weight"),
+        "{stdout}"
+    );
+    let v = info_json(&model);
+    assert_eq!(v["unsupported_tensor_types"], serde_json::json!(["Q3_K"]));
+    assert_eq!(v["tensors_without_gpu_kernel"][0]["count"], 14);
+}
+
+#[test]
+fn info_plans_several_sessions() {
+    let (_dir, model) = tiny_model();
+    let plan = |sessions: &str| {
+        let (ok, stdout, stderr) = run(&[
+            "info",
+            "-m",
+            &model,
+            "--json",
+            "--window",
+            "100",
+            "--sessions",
+            sessions,
+        ]);
+        assert!(ok, "{stderr}");
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        v["plan"].clone()
+    };
+    let (one, three) = (plan("1"), plan("3"));
+    let n = |p: &serde_json::Value, k: &str| p[k].as_u64().unwrap();
+    assert_eq!(n(&three, "sessions"), 3);
+    assert_eq!(n(&three, "shared"), n(&one, "shared"));
+    assert_eq!(n(&three, "per_session"), n(&one, "per_session"));
+    assert_eq!(
+        n(&three, "total"),
+        n(&three, "shared") + 3 * n(&three, "per_session")
+    );
+    let (ok, stdout, _) = run(&["info", "-m", &model, "--sessions", "3"]);
+    assert!(ok);
+    assert!(stdout.contains("per session x 3"), "{stdout}");
+    let (err, _) = one_line_error(&["info", "-m", &model, "--sessions", "0"]);
+    assert!(err.contains("--sessions"), "{err}");
+}
+
+/// `voyager selfcheck` runs every kernel case on this machine's adapter and says so.
+#[test]
+fn selfcheck_passes_on_this_device() {
+    let (ok, stdout, stderr) = run(&["selfcheck", "--json"]);
+    assert!(ok, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let report = &v["reports"][0];
+    assert_eq!(report["passed"], true);
+    let cases = report["cases"].as_array().unwrap();
+    assert!(cases.len() > 40, "{} cases", cases.len());
+    assert!(stderr.contains("agree with their CPU twins"), "{stderr}");
 }

@@ -11,19 +11,46 @@
 //!     h = rms_norm(x) * ffn_norm
 //!     f = Wdown (gelu(Wgate h) * Wup h)
 //!     x = x + rms_norm(f) * post_ffw_norm
-//! logits = token_embd (rms_norm(x) * output_norm)   (in the session's head; tied embeddings)
+//! logits = token_embd (rms_norm(x) * output_norm)   (tied embeddings, no soft-capping)
 //! ```
 //!
 //! The norm weights in GGUF already include Gemma's `1 +` offset (the converter adds it).
+//! Layers 5, 11, 17, ... (every sixth) are global: they see the whole (bounded) cache with the
+//! model's RoPE base (1 000 000). The others attend over the model's own sliding window
+//! (`gemma3.attention.sliding_window`, 512) with base 10 000, as llama.cpp's gemma3 graph does.
 
-use crate::engine::Builder;
-use crate::engine::{Engine, Op, Scratch};
+use super::{Builder, LayerSpec, Op, Scratch};
 use crate::gpu::kernels::ffn_act::Activation;
 use crate::gpu::kernels::kv_cache::KvLayerCache;
+use crate::gpu::GpuBuffer;
+use crate::model::{ModelConfig, RopeLayout};
 use crate::Result;
 
-pub(crate) fn build<'e>(e: &'e Engine, s: &Scratch, kv: &[KvLayerCache]) -> Result<Vec<Op<'e>>> {
-    let b = Builder::new(e, &s.step, s.max_tokens);
+/// Halves (llama.cpp's `LLAMA_ROPE_TYPE_NEOX`).
+pub(super) const ROPE_LAYOUT: RopeLayout = RopeLayout::Neox;
+/// Gemma 3 dropped Gemma 2's attention soft-capping (it normalizes q and k instead).
+pub(super) const ATTENTION_SOFTCAP: f32 = 0.0;
+/// One layer in this many attends globally; the others slide.
+const GLOBAL_EVERY: usize = 6;
+/// RoPE base of the sliding layers.
+const SLIDING_ROPE_BASE: f32 = 10_000.0;
+
+pub(super) fn layers(cfg: &ModelConfig) -> Vec<LayerSpec> {
+    (0..cfg.n_layers)
+        .map(|l| match cfg.sliding_window {
+            Some(w) if l % GLOBAL_EVERY < GLOBAL_EVERY - 1 => LayerSpec {
+                sliding_window: Some(u32::try_from(w).unwrap_or(u32::MAX)),
+                rope_base: SLIDING_ROPE_BASE,
+            },
+            _ => LayerSpec {
+                sliding_window: None,
+                rope_base: cfg.rope_freq_base,
+            },
+        })
+        .collect()
+}
+
+pub(super) fn body(b: &Builder<'_>, s: &Scratch, kv: &[KvLayerCache]) -> Result<Vec<Op>> {
     let cfg = b.config();
     let scale = 1.0 / (cfg.head_dim as f32).sqrt();
     let mut ops = vec![b.embedding(&s.ids, &s.x, (cfg.n_embd as f32).sqrt())?];
@@ -67,4 +94,23 @@ pub(crate) fn build<'e>(e: &'e Engine, s: &Scratch, kv: &[KvLayerCache]) -> Resu
         ops.push(b.add(&s.x2, &s.o2, &s.x)?);
     }
     Ok(ops)
+}
+
+/// `logits = token_embd rms_norm(x)`: Gemma 3 ties its output to the embedding (a converted
+/// file that carries `output.weight` uses it).
+pub(super) fn head(
+    b: &Builder<'_>,
+    x: &GpuBuffer,
+    h: &GpuBuffer,
+    logits: &GpuBuffer,
+) -> Result<Vec<Op>> {
+    let output = if b.config().tied_embeddings {
+        "token_embd.weight"
+    } else {
+        "output.weight"
+    };
+    Ok(vec![
+        b.rms_norm(x, "output_norm.weight", h)?,
+        b.matmul(output, h, logits)?,
+    ])
 }

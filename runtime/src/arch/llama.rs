@@ -8,17 +8,32 @@
 //!     x = x + Wo attention(q, k, v)                       (causal, grouped KV heads)
 //!     h = rms_norm(x) * ffn_norm
 //!     x = x + Wdown (silu(Wgate h) * Wup h)
-//! logits = W_out (rms_norm(x) * output_norm)              (in the session's head)
+//! logits = W_out (rms_norm(x) * output_norm)              (W_out = token_embd when tied)
 //! ```
+//!
+//! Every layer attends over the whole (bounded) cache with the model's one RoPE base.
 
-use crate::engine::Builder;
-use crate::engine::{Engine, Op, Scratch};
+use super::{Builder, LayerSpec, Op, Scratch};
 use crate::gpu::kernels::ffn_act::Activation;
 use crate::gpu::kernels::kv_cache::KvLayerCache;
+use crate::gpu::GpuBuffer;
+use crate::model::{ModelConfig, RopeLayout};
 use crate::Result;
 
-pub(crate) fn build<'e>(e: &'e Engine, s: &Scratch, kv: &[KvLayerCache]) -> Result<Vec<Op<'e>>> {
-    let b = Builder::new(e, &s.step, s.max_tokens);
+/// Adjacent pairs (llama.cpp's `LLAMA_ROPE_TYPE_NORM`).
+pub(super) const ROPE_LAYOUT: RopeLayout = RopeLayout::Normal;
+/// No soft-capping of attention scores.
+pub(super) const ATTENTION_SOFTCAP: f32 = 0.0;
+
+pub(super) fn layers(cfg: &ModelConfig) -> Vec<LayerSpec> {
+    let layer = LayerSpec {
+        sliding_window: None,
+        rope_base: cfg.rope_freq_base,
+    };
+    vec![layer; cfg.n_layers]
+}
+
+pub(super) fn body(b: &Builder<'_>, s: &Scratch, kv: &[KvLayerCache]) -> Result<Vec<Op>> {
     let cfg = b.config();
     let scale = 1.0 / (cfg.head_dim as f32).sqrt();
     let mut ops = vec![b.embedding(&s.ids, &s.x, 1.0)?];
@@ -52,4 +67,22 @@ pub(crate) fn build<'e>(e: &'e Engine, s: &Scratch, kv: &[KvLayerCache]) -> Resu
         ops.push(b.add(&s.x2, &s.o, &s.x)?);
     }
     Ok(ops)
+}
+
+/// `logits = W_out rms_norm(x)`, with the token embedding as `W_out` when the model ties them.
+pub(super) fn head(
+    b: &Builder<'_>,
+    x: &GpuBuffer,
+    h: &GpuBuffer,
+    logits: &GpuBuffer,
+) -> Result<Vec<Op>> {
+    let output = if b.config().tied_embeddings {
+        "token_embd.weight"
+    } else {
+        "output.weight"
+    };
+    Ok(vec![
+        b.rms_norm(x, "output_norm.weight", h)?,
+        b.matmul(output, h, logits)?,
+    ])
 }

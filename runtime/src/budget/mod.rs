@@ -1,19 +1,20 @@
-//! The memory plan: weights + KV cache + scratch + staging, within a budget or refused.
+//! The memory plan: weights + staging (shared by every session) + N x (KV cache + scratch),
+//! within a budget or refused.
 //!
-//! [`plan`] sizes everything an engine and one session allocate, from the same formulas the
+//! [`plan`] sizes everything an engine and its sessions allocate, from the same formulas the
 //! allocating code uses, before anything is loaded; without an explicit window it picks the
 //! largest one that fits. The GPU context's allocator then enforces the budget on every
 //! buffer, so a plan that was wrong fails loudly instead of overshooting.
 
 pub mod size;
 
-use crate::engine::EngineOptions;
-use crate::gpu::kernels::attention::AttentionKernel;
+use crate::arch::scratch::{partials_bytes, scratch_bytes};
 use crate::gpu::kernels::kv_cache::KvLayerCache;
 use crate::gpu::kernels::strategy::Strategy;
 use crate::gpu::weights::UPLOAD_SLICE;
 use crate::kv::{KvConfig, KvType};
 use crate::model::Model;
+use crate::options::EngineOptions;
 use crate::{Error, Result};
 
 pub use size::{format_size, format_size_at_least, parse_size};
@@ -31,6 +32,8 @@ pub struct Plan {
     pub scratch: u64,
     /// The largest temporary upload or readback buffer.
     pub staging: u64,
+    /// Sessions planned for: each has its own cache and scratch.
+    pub sessions: usize,
     /// The cache chosen.
     pub kv_config: KvConfig,
     /// Ring bytes per token over all layers, for each cache type (K and V the same type).
@@ -38,8 +41,19 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Everything: the shared part and every session's.
     pub fn total(&self) -> u64 {
-        self.weights + self.kv + self.scratch + self.staging
+        self.shared() + self.sessions as u64 * self.per_session()
+    }
+
+    /// What the engine holds whatever the number of sessions: weights and staging.
+    pub fn shared(&self) -> u64 {
+        self.weights + self.staging
+    }
+
+    /// What each open session holds: its KV cache and scratch.
+    pub fn per_session(&self) -> u64 {
+        self.kv + self.scratch
     }
 }
 
@@ -48,10 +62,18 @@ impl Plan {
 /// that would.
 pub fn plan(model: &Model, options: &EngineOptions) -> Result<Plan> {
     let cfg = &model.config;
+    model.check_runs_on_gpu()?;
     if options.batch == 0 || options.batch > 4096 {
-        return Err(Error::Unsupported(format!(
+        return Err(Error::InvalidArgument(format!(
             "a batch of {} tokens (1 to 4096 are allowed)",
             options.batch
+        )));
+    }
+    if options.max_sessions == 0 || options.max_sessions > EngineOptions::MAX_SESSIONS {
+        return Err(Error::InvalidArgument(format!(
+            "{} sessions (1 to {} are allowed)",
+            options.max_sessions,
+            EngineOptions::MAX_SESSIONS
         )));
     }
     let weights = weight_bytes(model);
@@ -59,9 +81,9 @@ pub fn plan(model: &Model, options: &EngineOptions) -> Result<Plan> {
     let max_window = trained.saturating_sub(options.sinks).max(1);
     let sized = |window: u32| plan_window(model, options, weights, window);
     match (options.window, options.mem_budget) {
-        (Some(0), _) => Err(Error::Unsupported("a window of 0 tokens".into())),
+        (Some(0), _) => Err(Error::InvalidArgument("a window of 0 tokens".into())),
         (Some(w), _) if u64::from(w) + u64::from(options.sinks) > u64::from(trained) => {
-            Err(Error::Unsupported(format!(
+            Err(Error::InvalidArgument(format!(
                 "{} sinks + a {w}-token window exceed the model's context of {trained} tokens",
                 options.sinks
             )))
@@ -70,14 +92,18 @@ pub fn plan(model: &Model, options: &EngineOptions) -> Result<Plan> {
         (Some(w), Some(budget)) => {
             let p = sized(w)?;
             if p.total() > budget {
-                return Err(Error::Budget(format!(
-                    "{} cannot hold a {w}-token window: it needs {} ({}); raise --mem-budget \
-                     to {} or lower --window",
-                    format_size(budget),
-                    format_size(p.total()),
-                    p.breakdown(),
-                    format_size_at_least(p.total())
-                )));
+                return Err(Error::Budget {
+                    message: format!(
+                        "{} cannot hold a {w}-token window{}: it needs {} ({}); raise \
+                         --mem-budget to {} or lower --window",
+                        format_size(budget),
+                        sessions_phrase(p.sessions),
+                        format_size(p.total()),
+                        p.breakdown(),
+                        format_size_at_least(p.total())
+                    ),
+                    smallest: Some(rounded_up(p.total())),
+                });
             }
             Ok(Plan {
                 budget: Some(budget),
@@ -91,15 +117,19 @@ pub fn plan(model: &Model, options: &EngineOptions) -> Result<Plan> {
         (None, Some(budget)) => {
             let smallest = sized(EngineOptions::MIN_WINDOW.min(max_window))?;
             if smallest.total() > budget {
-                return Err(Error::Budget(format!(
-                    "{} is too small for this model: the weights and the smallest cache \
-                     ({}-token window) need {} ({}); use --mem-budget {} or more",
-                    format_size(budget),
-                    smallest.kv_config.window,
-                    format_size(smallest.total()),
-                    smallest.breakdown(),
-                    format_size_at_least(smallest.total())
-                )));
+                return Err(Error::Budget {
+                    message: format!(
+                        "{} is too small for this model: the weights and the smallest cache \
+                         ({}-token window{}) need {} ({}); use --mem-budget {} or more",
+                        format_size(budget),
+                        smallest.kv_config.window,
+                        sessions_phrase(smallest.sessions),
+                        format_size(smallest.total()),
+                        smallest.breakdown(),
+                        format_size_at_least(smallest.total())
+                    ),
+                    smallest: Some(rounded_up(smallest.total())),
+                });
             }
             // The total grows with the window: find the largest that fits.
             let (mut lo, mut hi) = (smallest.kv_config.window, max_window);
@@ -120,16 +150,39 @@ pub fn plan(model: &Model, options: &EngineOptions) -> Result<Plan> {
 }
 
 impl Plan {
-    /// `weights A + KV B + scratch C + staging D`, for messages.
+    /// `weights A + staging D + KV B + scratch C` (times N sessions), for messages.
     pub fn breakdown(&self) -> String {
-        format!(
-            "weights {} + KV {} + scratch {} + staging {}",
-            format_size(self.weights),
+        let per = format!(
+            "KV {} + scratch {}",
             format_size(self.kv),
-            format_size(self.scratch),
-            format_size(self.staging)
+            format_size(self.scratch)
+        );
+        let sessions = if self.sessions == 1 {
+            per
+        } else {
+            format!("{} sessions x ({per})", self.sessions)
+        };
+        format!(
+            "weights {} + staging {} + {sessions}",
+            format_size(self.weights),
+            format_size(self.staging),
         )
     }
+}
+
+/// `" for N sessions"` when there are several, for messages.
+fn sessions_phrase(n: usize) -> String {
+    if n == 1 {
+        String::new()
+    } else {
+        format!(" for {n} sessions")
+    }
+}
+
+/// `bytes` rounded up as [`format_size_at_least`] shows it, so the size a refusal names is
+/// really enough when typed back.
+fn rounded_up(bytes: u64) -> u64 {
+    parse_size(&format_size_at_least(bytes).replace(' ', "")).unwrap_or(bytes)
 }
 
 /// The smallest storage binding limit a device may have (WebGPU's minimum), which gives the
@@ -159,17 +212,11 @@ fn plan_window(model: &Model, options: &EngineOptions, weights: u64, window: u32
     let cfg = &model.config;
     let kv_config = options.kv_config(window);
     let batch = options.batch as u32;
-    let layouts = crate::engine::layouts_for(cfg, &kv_config, batch)?;
+    let layouts = crate::arch::layer_layouts(cfg, &kv_config, batch)?;
     let kv: u64 = layouts.iter().map(KvLayerCache::device_bytes).sum();
     // The row-per-thread partials are the larger: plan for them whatever the device.
-    let params = crate::engine::attention_params(cfg, 1.0);
-    let partials = layouts
-        .iter()
-        .map(|l| AttentionKernel::partials_bytes(Strategy::RowPerThread, &params, l, batch))
-        .max()
-        .unwrap_or(0)
-        .max(4);
-    let scratch = crate::engine::scratch_bytes(cfg, batch, options.scoring)
+    let partials = partials_bytes(cfg, Strategy::RowPerThread, &layouts, batch);
+    let scratch = scratch_bytes(cfg, batch, options.scoring)
         + partials
         + UNIFORMS_FIXED
         + UNIFORMS_PER_LAYER * cfg.n_layers as u64;
@@ -180,6 +227,7 @@ fn plan_window(model: &Model, options: &EngineOptions, weights: u64, window: u32
         kv,
         scratch,
         staging: UPLOAD_SLICE,
+        sessions: options.max_sessions,
         kv_config,
         kv_bytes_per_token: KvType::ALL
             .iter()

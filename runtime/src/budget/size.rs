@@ -35,7 +35,7 @@ pub fn parse_size(s: &str) -> Result<u64> {
     let text = s.trim();
     let bad = |why: &str| {
         let shown = s.escape_debug();
-        Error::Budget(format!("invalid size `{shown}`: {why}; {EXAMPLE}"))
+        Error::InvalidArgument(format!("invalid size `{shown}`: {why}; {EXAMPLE}"))
     };
     if text.is_empty() {
         return Err(bad("it is empty"));
@@ -250,7 +250,7 @@ mod tests {
         ] {
             let e = parse_size(s).expect_err(s);
             let msg = e.to_string();
-            assert!(matches!(e, Error::Budget(_)), "{s:?}: {e:?}");
+            assert!(matches!(e, Error::InvalidArgument(_)), "{s:?}: {e:?}");
             assert!(!msg.contains('\n'), "{s:?}: {msg:?}");
             assert!(msg.contains("300MiB"), "{s:?} gives no example: {msg}");
         }
@@ -267,7 +267,7 @@ mod tests {
         assert!(msg("1.5").contains("fraction of a byte"));
         assert_eq!(
             msg("0"),
-            "memory budget: invalid size `0`: a size must be more than zero bytes; \
+            "invalid argument: invalid size `0`: a size must be more than zero bytes; \
              write it like 300MiB, 1.5GB, 512M or 4096"
         );
     }

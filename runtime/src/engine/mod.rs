@@ -1,25 +1,37 @@
-//! The engine: one loaded model ([`Engine`]) and its conversations ([`Session`]).
+//! The engine: one loaded model ([`Engine`], shared as `Arc<Engine>`), its conversations
+//! ([`Session`]), and the conversation API every host uses ([`Chat`]).
 //!
-//! - [`Engine::load`] opens and validates the GGUF, creates the GPU device, builds every
-//!   pipeline once and uploads the weights with progress reporting;
-//! - [`Engine::session`] allocates a session's KV cache and scratch buffers and binds the
-//!   architecture's forward pass once (`crate::arch`);
+//! - [`Engine::load`] opens and validates the GGUF, plans its memory, creates the GPU device,
+//!   checks its kernels, builds every pipeline once and uploads the weights with progress
+//!   reporting;
+//! - [`Engine::session`] allocates a session's KV cache and scratch buffers (refused when the
+//!   budget has no room) and binds the architecture's forward pass once (`crate::arch`);
 //! - a [`Session`] prefills prompts in batches, decodes token by token, samples, streams text,
-//!   keeps its cache between turns and scores texts for perplexity.
+//!   keeps its cache between turns and scores texts for perplexity;
+//! - a [`Chat`] keeps the messages of a conversation over a session.
 
+mod chat;
 mod graph;
-mod kernels;
 mod load;
-mod options;
 pub mod perplexity;
 pub mod sampling;
 mod session;
 
+pub use crate::options::{EngineOptions, SelfCheck};
+pub use chat::{Chat, ContextUsage, Reply, TurnStats, ROLES};
 pub use load::{Engine, LoadProgress};
-pub use options::EngineOptions;
-pub use session::{GenerateOptions, Generation, Prompt, Session, StopReason, TokenScore};
-
-pub(crate) use graph::{
-    attention_params, layouts_for, scratch_bytes, Builder, Graph, Logits, Op, Scratch,
+pub use session::{
+    CancelToken, GenerateOptions, Generation, Prompt, Session, StopReason, TokenScore,
 };
-pub(crate) use kernels::Kernels;
+
+/// Compile-time proof of what hosts rely on: an engine shared across threads, sessions and
+/// chats moved to worker threads.
+#[allow(dead_code)]
+fn thread_safety() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Engine>();
+    send::<Session>();
+    send::<Chat>();
+    send_sync::<CancelToken>();
+}

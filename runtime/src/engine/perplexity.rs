@@ -13,7 +13,7 @@ pub fn windows(tok: &Tokenizer, text: &str, ctx: usize) -> Result<Vec<Vec<u32>>>
     let bos = if tok.add_bos() { tok.bos() } else { None };
     let body = ctx.saturating_sub(usize::from(bos.is_some()));
     if body < 1 {
-        return Err(Error::Unsupported(format!(
+        return Err(Error::InvalidArgument(format!(
             "a window of {ctx} tokens leaves no room to score"
         )));
     }
@@ -28,7 +28,7 @@ pub fn windows(tok: &Tokenizer, text: &str, ctx: usize) -> Result<Vec<Vec<u32>>>
         .filter(|w| w.len() >= 2)
         .collect();
     if windows.is_empty() {
-        return Err(Error::Tokenizer(
+        return Err(Error::InvalidArgument(
             "the text is too short to score (it needs at least two tokens)".into(),
         ));
     }
@@ -47,7 +47,7 @@ pub struct PerplexityReport {
 
 /// Scores each window from an empty cache; `on_window(done, total)` reports progress.
 pub fn evaluate(
-    session: &mut Session<'_>,
+    session: &mut Session,
     windows: &[Vec<u32>],
     on_window: &mut dyn FnMut(usize, usize),
 ) -> Result<PerplexityReport> {

@@ -4,8 +4,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::engine::graph::{Graph, Logits};
 use crate::engine::sampling::{Sampler, SamplingParams};
-use crate::engine::{Engine, Graph, Logits};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::tokenizer::{ChatMessage, StreamDecoder};
 
@@ -30,8 +31,38 @@ pub struct GenerateOptions {
     pub max_tokens: usize,
     /// Stop at an end-of-generation token (on by default).
     pub stop_at_eog: bool,
-    /// Set from another thread to stop after the current token.
-    pub cancel: Option<Arc<AtomicBool>>,
+    /// Cancelled from another thread to stop after the current token (or prefill batch).
+    pub cancel: Option<CancelToken>,
+}
+
+/// Stops a generation from any thread, within one token (or one prefill batch). Clones share
+/// the same flag.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A token over an existing flag (a Ctrl-C handler's).
+    pub fn from_flag(flag: Arc<AtomicBool>) -> Self {
+        Self(flag)
+    }
+
+    /// Asks the generation to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Clears the request, before a new generation starts.
+    pub fn reset(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
 }
 
 impl Default for GenerateOptions {
@@ -52,8 +83,19 @@ pub enum StopReason {
     EndOfGeneration,
     /// `max_tokens` were generated.
     TokenLimit,
-    /// The cancel flag was set.
+    /// The cancel token was cancelled, or the text callback asked to stop.
     Cancelled,
+}
+
+impl StopReason {
+    /// A stable lower-case name: `eog`, `length`, `cancelled`.
+    pub fn name(self) -> &'static str {
+        match self {
+            StopReason::EndOfGeneration => "eog",
+            StopReason::TokenLimit => "length",
+            StopReason::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// The result of [`Session::generate`].
@@ -63,6 +105,9 @@ pub struct Generation {
     pub prompt_tokens: Vec<u32>,
     /// Prompt tokens actually evaluated (the rest were reused from the cache).
     pub prefilled: usize,
+    /// Prompt tokens the model could no longer see when the reply began: past the sinks and
+    /// the window, they slid out of the cache (a prompt longer than the attention span).
+    pub prompt_evicted: usize,
     /// Generated ids (an end-of-generation token included when it ended the turn).
     pub tokens: Vec<u32>,
     /// Generated text, without the end-of-generation token.
@@ -101,21 +146,36 @@ pub struct TokenScore {
     pub logprob: f32,
 }
 
-/// One conversation over an [`Engine`]: a KV cache and the tokens in it.
-pub struct Session<'e> {
-    engine: &'e Engine,
-    graph: Graph<'e>,
+/// One conversation over an [`Engine`]: a KV cache and the tokens in it. A session owns a
+/// handle to its engine, can move to another thread, and gives its cache and scratch back to
+/// the budget when dropped.
+pub struct Session {
+    engine: Arc<Engine>,
+    graph: Graph,
     /// Tokens whose keys and values are in the cache, in position order.
     history: Vec<u32>,
 }
 
-impl<'e> Session<'e> {
-    pub(crate) fn new(engine: &'e Engine) -> Result<Self> {
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.engine.session_closed();
+    }
+}
+
+impl Session {
+    /// Allocates a session on `engine`; [`Engine::session`] counts it.
+    pub(crate) fn new(engine: Arc<Engine>) -> Result<Self> {
+        let graph = Graph::new(&engine)?;
         Ok(Self {
             engine,
-            graph: Graph::new(engine)?,
+            graph,
             history: Vec::new(),
         })
+    }
+
+    /// The engine this session runs on.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
     }
 
     /// Layer `layer`'s cache layout and its K/V words, read back from the device (for
@@ -123,7 +183,7 @@ impl<'e> Session<'e> {
     /// [`crate::gpu::kernels::kv_cache::decode_at`]).
     #[doc(hidden)]
     pub fn read_cache(&self, layer: usize) -> Result<(crate::kv::LayerLayout, Vec<u32>)> {
-        self.graph.read_cache(layer)
+        self.graph.read_cache(&self.engine, layer)
     }
 
     /// The tokens in the cache.
@@ -141,11 +201,32 @@ impl<'e> Session<'e> {
         self.engine.context_size()
     }
 
+    /// Tokens of the history a query at the next position can see (the sinks and the window).
+    pub fn tokens_in_window(&self) -> usize {
+        self.history.len().min(self.context_size())
+    }
+
+    /// Tokens of the history that have slid out of the cache so far.
+    pub fn tokens_evicted(&self) -> usize {
+        self.history.len().saturating_sub(self.context_size())
+    }
+
     /// Evaluates `tokens` after the history, in batches, and returns the logits that follow
     /// the last one.
     pub fn feed(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        self.feed_until(tokens, None)?
+            .ok_or_else(|| Error::Gpu("a prefill without a cancel token was cancelled".into()))
+    }
+
+    /// [`Session::feed`] that stops between batches once `cancel` is cancelled (`None`: the
+    /// tokens fed so far stay in the history).
+    fn feed_until(
+        &mut self,
+        tokens: &[u32],
+        cancel: Option<&CancelToken>,
+    ) -> Result<Option<Vec<f32>>> {
         if tokens.is_empty() {
-            return Err(Error::Tokenizer(
+            return Err(Error::InvalidArgument(
                 "nothing to evaluate: the prompt is empty".into(),
             ));
         }
@@ -154,11 +235,14 @@ impl<'e> Session<'e> {
         let batch = self.engine.batch_size();
         let mut logits = Vec::new();
         for chunk in tokens.chunks(batch) {
+            if cancel.is_some_and(CancelToken::is_cancelled) {
+                return Ok(None);
+            }
             let pos = self.history.len() as u32;
-            logits = self.graph.step(chunk, pos, Logits::Last)?;
+            logits = self.graph.step(&self.engine, chunk, pos, Logits::Last)?;
             self.history.extend_from_slice(chunk);
         }
-        Ok(logits)
+        Ok(Some(logits))
     }
 
     /// Evaluates `tokens` from an empty cache and scores every position after the first: for
@@ -172,7 +256,7 @@ impl<'e> Session<'e> {
         let mut scores = Vec::with_capacity(tokens.len().saturating_sub(1));
         for (c, chunk) in tokens.chunks(batch).enumerate() {
             let pos = (c * batch) as u32;
-            let logits = self.graph.step(chunk, pos, Logits::All)?;
+            let logits = self.graph.step(&self.engine, chunk, pos, Logits::All)?;
             self.history.extend_from_slice(chunk);
             for (i, row) in logits.chunks_exact(vocab).enumerate() {
                 let Some(&next) = tokens.get(c * batch + i + 1) else {
@@ -185,25 +269,30 @@ impl<'e> Session<'e> {
     }
 
     /// Generates a reply to `prompt`, calling `on_text` with each piece of text as soon as it
-    /// is complete UTF-8.
+    /// is complete UTF-8; `on_text` returning `false` stops the reply (as a cancel does).
+    ///
+    /// A prompt longer than the attention span is not refused: it streams through the
+    /// window like a long conversation, and [`Generation::prompt_evicted`] says how many of
+    /// its tokens the model no longer sees when the reply begins (logged as a warning).
     pub fn generate(
         &mut self,
         prompt: Prompt<'_>,
         options: &GenerateOptions,
-        on_text: &mut dyn FnMut(&str),
+        on_text: &mut dyn FnMut(&str) -> bool,
     ) -> Result<Generation> {
         options
             .sampling
             .validate()
-            .map_err(|e| Error::Unsupported(format!("sampling: {e}")))?;
-        let tok = &self.engine.model.tokenizer;
+            .map_err(|e| Error::InvalidArgument(format!("sampling: {e}")))?;
+        let engine = Arc::clone(&self.engine);
+        let tok = &engine.model.tokenizer;
         let prompt_tokens = match prompt {
             Prompt::Text(text) => {
                 let mut ids = self.history.clone();
                 ids.extend(tok.encode(text, self.history.is_empty())?);
                 ids
             }
-            Prompt::Chat(messages) => self.engine.model.template.encode(tok, messages, true)?,
+            Prompt::Chat(messages) => engine.model.template.encode(tok, messages, true)?,
             Prompt::Tokens(ids) => {
                 let mut all = self.history.clone();
                 all.extend_from_slice(ids);
@@ -211,7 +300,7 @@ impl<'e> Session<'e> {
             }
         };
         if prompt_tokens.is_empty() {
-            return Err(Error::Tokenizer("the prompt is empty".into()));
+            return Err(Error::InvalidArgument("the prompt is empty".into()));
         }
         // Reuse the cached prefix; always evaluate at least the prompt's last token, whose
         // logits start the reply. Rolling back (a chat turn edited or regenerated) keeps the
@@ -223,22 +312,24 @@ impl<'e> Session<'e> {
         if !self.graph.can_roll_back(self.history.len(), common) {
             common = 0;
         }
-        // A longer prompt would run, but its start would have slid out of the window before
-        // the reply begins: refuse it rather than answer a prompt the model cannot see.
-        let fresh = prompt_tokens.len() - common;
-        if fresh > self.context_size() {
-            return Err(Error::Unsupported(format!(
-                "the prompt has {fresh} new tokens; the model sees {} at a time (sinks + window): \
-                 raise --window or --mem-budget, or shorten the prompt",
-                self.context_size()
-            )));
-        }
         self.history.truncate(common);
         let new = &prompt_tokens[common..];
         let prefilled = new.len();
+        let prompt_evicted = prompt_tokens.len().saturating_sub(self.context_size());
+        if prompt_evicted > 0 && prefilled > 0 {
+            log::warn!(
+                "the prompt has {} tokens and the model sees {} at a time (the first {} and \
+                 the newest {}): the {prompt_evicted} before those slid out of the window",
+                prompt_tokens.len(),
+                self.context_size(),
+                self.engine.kv_config().sinks,
+                self.engine.kv_config().window,
+            );
+        }
 
         let start = Instant::now();
-        let mut logits = self.feed(new)?;
+        let cancel = options.cancel.as_ref();
+        let fed = self.feed_until(new, cancel)?;
         let prefill_time = start.elapsed();
 
         let start = Instant::now();
@@ -246,28 +337,28 @@ impl<'e> Session<'e> {
         let mut decoder = StreamDecoder::new(tok);
         let mut tokens = Vec::new();
         let mut text = String::new();
-        let stop = loop {
-            if options
-                .cancel
-                .as_ref()
-                .is_some_and(|c| c.load(Ordering::Relaxed))
-            {
-                break StopReason::Cancelled;
-            }
-            if tokens.len() >= options.max_tokens {
-                break StopReason::TokenLimit;
-            }
-            let next = sampler.sample(&logits, &self.history);
-            tokens.push(next);
-            if options.stop_at_eog && tok.is_eog(next) {
-                break StopReason::EndOfGeneration;
-            }
-            let piece = decoder.push(next)?;
-            if !piece.is_empty() {
-                text.push_str(&piece);
-                on_text(&piece);
-            }
-            logits = self.feed(&[next])?;
+        let mut go_on = true;
+        let stop = match fed {
+            None => StopReason::Cancelled,
+            Some(mut logits) => loop {
+                if !go_on || cancel.is_some_and(CancelToken::is_cancelled) {
+                    break StopReason::Cancelled;
+                }
+                if tokens.len() >= options.max_tokens {
+                    break StopReason::TokenLimit;
+                }
+                let next = sampler.sample(&logits, &self.history);
+                tokens.push(next);
+                if options.stop_at_eog && tok.is_eog(next) {
+                    break StopReason::EndOfGeneration;
+                }
+                let piece = decoder.push(next)?;
+                if !piece.is_empty() {
+                    text.push_str(&piece);
+                    go_on = on_text(&piece);
+                }
+                logits = self.feed(&[next])?;
+            },
         };
         let rest = decoder.finish();
         if !rest.is_empty() {
@@ -277,6 +368,7 @@ impl<'e> Session<'e> {
         Ok(Generation {
             prompt_tokens,
             prefilled,
+            prompt_evicted,
             tokens,
             text,
             stop,
@@ -298,7 +390,7 @@ impl<'e> Session<'e> {
     /// a sliding window, so any length below that fits.
     fn check_room(&self, n: usize) -> Result<()> {
         if self.history.len() + n >= u32::MAX as usize {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::Context(format!(
                 "{n} more tokens would run past the longest sequence a session can hold"
             )));
         }
@@ -308,7 +400,7 @@ impl<'e> Session<'e> {
     fn check_ids(&self, tokens: &[u32]) -> Result<()> {
         let vocab = self.engine.model.config.vocab_size as u32;
         match tokens.iter().find(|&&t| t >= vocab) {
-            Some(t) => Err(Error::Tokenizer(format!(
+            Some(t) => Err(Error::InvalidArgument(format!(
                 "token id {t} is outside the vocabulary of {vocab}"
             ))),
             None => Ok(()),

@@ -12,7 +12,6 @@
 mod metadata;
 pub mod prescan;
 pub mod synthetic;
-mod types;
 pub mod writer;
 
 use std::collections::HashMap;
@@ -23,8 +22,8 @@ use std::sync::Arc;
 
 use memmap2::Mmap;
 
+pub use crate::quant::{file_type_name, GgmlType};
 pub use metadata::Metadata;
-pub use types::{file_type_name, GgmlType};
 
 use crate::error::{Error, Result};
 
@@ -106,7 +105,8 @@ impl std::fmt::Debug for GgufFile {
 impl GgufFile {
     /// Maps and validates the file at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let open_err = |source| Error::Open {
+        let open_err = |source| Error::Io {
+            action: "open",
             path: path.to_path_buf(),
             source,
         };
@@ -197,7 +197,7 @@ impl GgufFile {
     ) -> Result<TensorInfo> {
         let name = &t.name;
         let ggml_type = GgmlType::from_id(t.kind).ok_or_else(|| {
-            Error::Unsupported(format!("tensor `{name}` has unknown type id {}", t.kind))
+            Error::UnsupportedModel(format!("tensor `{name}` has unknown type id {}", t.kind))
         })?;
         let dims = t.shape.clone();
         let row_len = dims[0];

@@ -126,7 +126,7 @@ fn skip_value(c: &mut Cursor<'_>, ty: u32, key: &str) -> Result<()> {
                     c.string(&format!("element {i} of `{key}`"))?;
                 }
             } else if elem == T_ARRAY {
-                return Err(Error::Unsupported(format!(
+                return Err(Error::UnsupportedModel(format!(
                     "`{key}` is an array of arrays, which Voyager does not read"
                 )));
             } else {
@@ -160,18 +160,18 @@ pub fn scan(bytes: &[u8]) -> Result<HeaderShape> {
     match version {
         2 | 3 => {}
         1 => {
-            return Err(Error::Unsupported(
+            return Err(Error::UnsupportedModel(
                 "GGUF version 1 is obsolete: convert the model again with a current llama.cpp"
                     .into(),
             ))
         }
         v if v.swap_bytes() == 2 || v.swap_bytes() == 3 => {
-            return Err(Error::Unsupported(
+            return Err(Error::UnsupportedModel(
                 "big-endian GGUF files are not supported".into(),
             ))
         }
         v => {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::UnsupportedModel(format!(
                 "GGUF version {v} is not supported (2 or 3 are)"
             )))
         }
@@ -213,13 +213,13 @@ pub fn scan(bytes: &[u8]) -> Result<HeaderShape> {
         let ty = c.u32(&format!("the type of `{name}`"))?;
         match GgmlType::from_id(ty) {
             None => {
-                return Err(Error::Unsupported(format!(
+                return Err(Error::UnsupportedModel(format!(
                     "tensor `{name}` has unknown type id {ty}"
                 )))
             }
             // gguf-rs 0.1.8 predates these ids (it panics on 40); refuse them here.
             Some(t @ (GgmlType::NVFP4 | GgmlType::Q1_0)) => {
-                return Err(Error::Unsupported(format!(
+                return Err(Error::UnsupportedModel(format!(
                     "tensor `{name}` has type {t}, which Voyager cannot read yet"
                 )))
             }

@@ -15,6 +15,8 @@ pub struct SyntheticLlama {
     pub n_kv_heads: u32,
     pub context_length: u32,
     pub seed: u64,
+    /// Storage of the projection matrices (the token embedding and norms stay F32).
+    pub weight_type: GgmlType,
 }
 
 impl Default for SyntheticLlama {
@@ -28,6 +30,7 @@ impl Default for SyntheticLlama {
             n_kv_heads: 2,
             context_length: 256,
             seed: 7,
+            weight_type: GgmlType::F32,
         }
     }
 }
@@ -60,6 +63,31 @@ impl Rng {
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         ((self.0 >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.2
+    }
+}
+
+/// The weights' bytes, drawn in a fixed order.
+struct Data {
+    floats: Rng,
+    blocks: crate::rng::XorShift,
+    ty: GgmlType,
+}
+
+impl Data {
+    fn f32s(&mut self, n: u64) -> Vec<u8> {
+        (0..n)
+            .flat_map(|_| self.floats.next_f32().to_le_bytes())
+            .collect()
+    }
+
+    /// `n` rows of `k` values in the weight type: random blocks with sane scales (zero bytes
+    /// of the right size for a type whose block layout is not known here).
+    fn matrix(&mut self, k: u64, n: u64) -> Vec<u8> {
+        if self.ty == GgmlType::F32 {
+            return self.f32s(k * n);
+        }
+        crate::quant::random::random_tensor(self.ty, (k * n) as usize, &mut self.blocks)
+            .unwrap_or_else(|| vec![0; self.ty.row_bytes(k).map_or(0, |r| (r * n) as usize)])
     }
 }
 
@@ -109,9 +137,12 @@ impl SyntheticLlama {
             .kv("tokenizer.ggml.eos_token_id", Value::U32(258))
             .kv("tokenizer.ggml.add_bos_token", Value::Bool(false));
 
-        let mut rng = Rng(self.seed | 1);
-        let mut f32s =
-            |n: u64| -> Vec<u8> { (0..n).flat_map(|_| rng.next_f32().to_le_bytes()).collect() };
+        let mut data = Data {
+            floats: Rng(self.seed | 1),
+            blocks: crate::rng::XorShift::new(self.seed),
+            ty: self.weight_type,
+        };
+        let wt = self.weight_type;
         let (e, f, kv) = (
             self.n_embd as u64,
             self.n_ff as u64,
@@ -121,20 +152,20 @@ impl SyntheticLlama {
             "token_embd.weight",
             &[e, n_vocab as u64],
             GgmlType::F32,
-            f32s(e * n_vocab as u64),
+            data.f32s(e * n_vocab as u64),
         );
-        w.tensor("output_norm.weight", &[e], GgmlType::F32, f32s(e));
+        w.tensor("output_norm.weight", &[e], GgmlType::F32, data.f32s(e));
         for l in 0..self.n_layers {
             let name = |t: &str| format!("blk.{l}.{t}.weight");
-            w.tensor(&name("attn_norm"), &[e], GgmlType::F32, f32s(e));
-            w.tensor(&name("attn_q"), &[e, e], GgmlType::F32, f32s(e * e));
-            w.tensor(&name("attn_k"), &[e, kv], GgmlType::F32, f32s(e * kv));
-            w.tensor(&name("attn_v"), &[e, kv], GgmlType::F32, f32s(e * kv));
-            w.tensor(&name("attn_output"), &[e, e], GgmlType::F32, f32s(e * e));
-            w.tensor(&name("ffn_norm"), &[e], GgmlType::F32, f32s(e));
-            w.tensor(&name("ffn_gate"), &[e, f], GgmlType::F32, f32s(e * f));
-            w.tensor(&name("ffn_up"), &[e, f], GgmlType::F32, f32s(e * f));
-            w.tensor(&name("ffn_down"), &[f, e], GgmlType::F32, f32s(f * e));
+            w.tensor(&name("attn_norm"), &[e], GgmlType::F32, data.f32s(e));
+            w.tensor(&name("attn_q"), &[e, e], wt, data.matrix(e, e));
+            w.tensor(&name("attn_k"), &[e, kv], wt, data.matrix(e, kv));
+            w.tensor(&name("attn_v"), &[e, kv], wt, data.matrix(e, kv));
+            w.tensor(&name("attn_output"), &[e, e], wt, data.matrix(e, e));
+            w.tensor(&name("ffn_norm"), &[e], GgmlType::F32, data.f32s(e));
+            w.tensor(&name("ffn_gate"), &[e, f], wt, data.matrix(e, f));
+            w.tensor(&name("ffn_up"), &[e, f], wt, data.matrix(e, f));
+            w.tensor(&name("ffn_down"), &[f, e], wt, data.matrix(f, e));
         }
         w
     }

@@ -129,7 +129,7 @@ impl Allocator {
             let limit = c.limit.load(Ordering::Relaxed);
             let after = live.checked_add(size).filter(|after| *after <= limit);
             let Some(after) = after else {
-                return Err(Error::Budget(format!(
+                return Err(Error::budget(format!(
                     "allocating `{label}` ({}) would use {} of the {} budget",
                     human_bytes(size),
                     human_bytes(live.saturating_add(size)),
@@ -327,7 +327,7 @@ mod tests {
 
         let a = alloc.try_track(600).unwrap();
         let e = alloc.try_track_as("kv cache", 500).unwrap_err();
-        assert!(matches!(e, Error::Budget(_)));
+        assert!(matches!(e, Error::Budget { .. }));
         assert_eq!(
             e.to_string(),
             "memory budget: allocating `kv cache` (500 B) would use 1.07 KiB of the 1000 B budget"

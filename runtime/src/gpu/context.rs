@@ -37,7 +37,7 @@ impl std::fmt::Debug for GpuContext {
 }
 
 /// Flattens a message onto one line.
-fn one_line(s: impl std::fmt::Display) -> String {
+pub(crate) fn one_line(s: impl std::fmt::Display) -> String {
     s.to_string()
         .split_whitespace()
         .collect::<Vec<_>>()

@@ -10,6 +10,7 @@
 pub mod alloc;
 pub mod context;
 pub mod kernels;
+pub(crate) mod pipeline;
 pub mod preprocess;
 pub mod shaders;
 pub mod weights;

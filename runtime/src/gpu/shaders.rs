@@ -43,13 +43,54 @@ pub const ATTENTION_TEMPLATE: &str = include_str!("../../../shaders/attention.wg
 pub const ATTENTION_ROWWISE_TEMPLATE: &str =
     include_str!("../../../shaders/attention_rowwise.wgsl");
 
-/// The source of the shader called `name`, if it is registered.
+/// The source of the shader called `name`, if it is registered (a replacement from
+/// [`replace_for_testing`] first).
 pub fn source(name: &str) -> Option<&'static str> {
-    SHADERS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+    replacement(name).or_else(|| SHADERS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s))
+}
+
+/// [`source`] for the kernels, which only ask for registered names.
+pub(crate) fn get(name: &str) -> Result<&'static str> {
+    source(name).ok_or_else(|| crate::Error::Gpu(format!("no shader called `{name}`")))
+}
+
+/// Shaders replaced in this process, by name or include path.
+static REPLACED: std::sync::Mutex<Vec<(String, &'static str)>> = std::sync::Mutex::new(Vec::new());
+
+fn replacement(name: &str) -> Option<&'static str> {
+    let replaced = REPLACED.lock().unwrap_or_else(|e| e.into_inner());
+    replaced
+        .iter()
+        .rev()
+        .find(|(n, _)| n == name)
+        .map(|(_, s)| *s)
+}
+
+/// Replaces the shader `name` (a file stem such as `"add"`, or a snippet's include path such
+/// as `"quant/q4_1.wgsl"`) for every kernel built afterwards in this process. For tests that
+/// need a kernel computing wrong results (the self-check's), never for real use; the source is
+/// leaked, which is fine for a test process.
+#[doc(hidden)]
+pub fn replace_for_testing(name: &str, source: &str) {
+    let leaked: &'static str = Box::leak(source.to_owned().into_boxed_str());
+    REPLACED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((name.to_owned(), leaked));
 }
 
 use crate::gguf::GgmlType;
 use crate::Result;
+
+/// The tilings the matmul template is assembled with (the kernel dispatches by them).
+pub mod matmul_tiles {
+    /// Rows per workgroup (both tilings); baked into the shader as `ROWS`.
+    pub const ROWS: u32 = 4;
+    /// Tokens per workgroup for prefill (`n_tokens > 1`).
+    pub const PREFILL_TILE: u32 = 8;
+    /// Tokens per workgroup for decode (`n_tokens == 1`).
+    pub const DECODE_TILE: u32 = 1;
+}
 
 /// `shaders/matmul.wgsl`: template of the weight x activations kernel (see [`matmul_source`]).
 pub const MATMUL_TEMPLATE: &str = include_str!("../../../shaders/matmul.wgsl");
@@ -116,6 +157,9 @@ pub const QUANT_SNIPPETS: &[(&str, &str)] = &[
 
 /// The snippet at include path `path` (e.g. `"quant/q4_k.wgsl"`).
 pub fn snippet(path: &str) -> Option<&'static str> {
+    if let Some(s) = replacement(path) {
+        return Some(s);
+    }
     QUANT_SNIPPETS
         .iter()
         .chain(KV_SNIPPETS)
@@ -123,33 +167,19 @@ pub fn snippet(path: &str) -> Option<&'static str> {
         .map(|(_, s)| *s)
 }
 
-/// Weight types the GPU kernels read, with their snippet name in `shaders/quant/`.
-pub const WEIGHT_TYPES: &[(GgmlType, &str)] = &[
-    (GgmlType::F32, "f32"),
-    (GgmlType::F16, "f16"),
-    (GgmlType::BF16, "bf16"),
-    (GgmlType::Q4_0, "q4_0"),
-    (GgmlType::Q4_1, "q4_1"),
-    (GgmlType::Q5_0, "q5_0"),
-    (GgmlType::Q5_1, "q5_1"),
-    (GgmlType::Q8_0, "q8_0"),
-    (GgmlType::Q4_K, "q4_k"),
-    (GgmlType::Q5_K, "q5_k"),
-    (GgmlType::Q6_K, "q6_k"),
-];
-
-/// The snippet name of a weight type the GPU kernels read, or `None`.
-pub fn quant_name(ty: GgmlType) -> Option<&'static str> {
-    WEIGHT_TYPES.iter().find(|(t, _)| *t == ty).map(|(_, n)| *n)
+/// The snippet name of a weight type the GPU kernels read ([`GgmlType::gpu_snippet`]), or an
+/// error naming the type.
+fn quant_name(ty: GgmlType) -> Result<&'static str> {
+    ty.gpu_snippet().ok_or_else(|| unsupported(ty))
 }
 
 fn unsupported(ty: GgmlType) -> crate::Error {
-    crate::Error::Unsupported(format!("no GPU kernel reads weights of type {ty}"))
+    crate::Error::UnsupportedModel(format!("no GPU kernel reads weights of type {ty}"))
 }
 
 /// The matmul kernel for weights of type `ty`, with `tile` tokens and `rows` rows per workgroup.
 pub fn matmul_source(ty: GgmlType, tile: u32, rows: u32) -> Result<String> {
-    let quant = quant_name(ty).ok_or_else(|| unsupported(ty))?;
+    let quant = quant_name(ty)?;
     let (tile, rows) = (tile.to_string(), rows.to_string());
     super::preprocess::assemble(
         MATMUL_TEMPLATE,
@@ -160,17 +190,18 @@ pub fn matmul_source(ty: GgmlType, tile: u32, rows: u32) -> Result<String> {
 
 /// The embedding kernel for weights of type `ty`.
 pub fn embedding_source(ty: GgmlType) -> Result<String> {
-    let quant = quant_name(ty).ok_or_else(|| unsupported(ty))?;
+    let quant = quant_name(ty)?;
     super::preprocess::assemble(EMBEDDING_TEMPLATE, &[("QUANT", quant)], &snippet)
 }
 
 /// Every assembled shader the runtime can build, as (name, WGSL source): `matmul_<type>`
 /// (prefill tile), `matvec_<type>` (decode) and `embedding_<type>` for each of
-/// [`WEIGHT_TYPES`], and the three KV cache kernels.
+/// type that [`GgmlType::runs_on_gpu`], and the three KV cache kernels.
 pub fn variants() -> Result<Vec<(String, String)>> {
-    use super::kernels::matmul::{DECODE_TILE, PREFILL_TILE, ROWS};
+    use matmul_tiles::{DECODE_TILE, PREFILL_TILE, ROWS};
     let mut out = Vec::new();
-    for &(ty, name) in WEIGHT_TYPES {
+    for ty in GgmlType::all().filter(|t| t.runs_on_gpu()) {
+        let name = quant_name(ty)?;
         out.push((
             format!("matmul_{name}"),
             matmul_source(ty, PREFILL_TILE, ROWS)?,

@@ -13,7 +13,6 @@
 use crate::gguf::{GgmlType, TensorInfo};
 use crate::gpu::alloc::GpuBuffer;
 use crate::gpu::context::GpuContext;
-use crate::gpu::shaders;
 use crate::{Error, Result};
 
 /// One buffer of a [`GpuWeight`]: rows `first_row .. first_row + n_rows`.
@@ -101,8 +100,8 @@ impl GpuWeight {
     ) -> Result<Self> {
         let name = &info.name;
         let ty = info.ggml_type;
-        if shaders::quant_name(ty).is_none() {
-            return Err(Error::Unsupported(format!(
+        if !ty.runs_on_gpu() {
+            return Err(Error::UnsupportedModel(format!(
                 "tensor `{name}`: no GPU kernel reads weights of type {ty}"
             )));
         }
@@ -134,7 +133,7 @@ impl GpuWeight {
         let (rows32, cols32) = match (u32::try_from(rows), u32::try_from(cols)) {
             (Ok(r), Ok(c)) => (r, c),
             _ => {
-                return Err(Error::Unsupported(format!(
+                return Err(Error::UnsupportedModel(format!(
                     "tensor `{name}`: {rows} rows of {cols} values exceed the GPU's u32 indices"
                 )))
             }
@@ -246,5 +245,49 @@ impl GpuWeight {
     /// Bytes of GPU memory the chunks take (padding included).
     pub fn gpu_bytes(&self) -> u64 {
         self.chunks.iter().map(|c| c.buffer.size()).sum()
+    }
+}
+
+/// A model's weights on the device, by tensor name.
+#[derive(Debug, Default)]
+pub struct Weights {
+    by_name: std::collections::HashMap<String, GpuWeight>,
+}
+
+impl Weights {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn insert(&mut self, weight: GpuWeight) {
+        self.by_name.insert(weight.name.clone(), weight);
+    }
+
+    /// The weight called `name`.
+    pub fn get(&self, name: &str) -> Result<&GpuWeight> {
+        self.by_name
+            .get(name)
+            .ok_or_else(|| Error::MissingTensor(name.to_string()))
+    }
+
+    /// The f32 vector called `name` (a norm weight), as one buffer of `len` values.
+    pub fn vector(&self, name: &str, len: usize) -> Result<&GpuBuffer> {
+        let w = self.get(name)?;
+        match w.chunks() {
+            [chunk] if w.ty() == GgmlType::F32 && (w.rows() * w.cols()) as usize == len => {
+                Ok(&chunk.buffer)
+            }
+            _ => Err(Error::Malformed(format!(
+                "`{name}` should be {len} f32 values, found {} x {} {}",
+                w.rows(),
+                w.cols(),
+                w.ty()
+            ))),
+        }
+    }
+
+    /// Every weight, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &GpuWeight> {
+        self.by_name.values()
     }
 }

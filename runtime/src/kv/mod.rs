@@ -42,7 +42,7 @@ impl KvType {
             "f16" => Ok(Self::F16),
             "q8" | "q8_0" => Ok(Self::Q8),
             "q4" | "q4_0" | "q4_1" => Ok(Self::Q4),
-            _ => Err(Error::Unsupported(format!(
+            _ => Err(Error::InvalidArgument(format!(
                 "cache type `{s}` (choose f16, q8 or q4)"
             ))),
         }
@@ -162,7 +162,7 @@ impl HeadShape {
             || self.head_dim % BLOCK != 0
             || self.head_dim_v % BLOCK != 0
         {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::UnsupportedModel(format!(
                 "kv cache: heads of {} x {}/{} values (widths must be nonzero multiples of {BLOCK})",
                 self.n_kv_heads, self.head_dim, self.head_dim_v
             )));
@@ -270,7 +270,7 @@ impl SideLayout {
 }
 
 fn too_big() -> Error {
-    Error::Unsupported("kv cache: one layer's cache would exceed 16 GiB".into())
+    Error::InvalidArgument("kv cache: one layer's cache would exceed 16 GiB".into())
 }
 
 /// The bounds of one layer: its sinks, window and ring.
@@ -304,10 +304,10 @@ impl LayerLayout {
     ) -> Result<Self> {
         shape.check()?;
         if config.window == 0 {
-            return Err(Error::Unsupported("a window of 0 tokens".into()));
+            return Err(Error::InvalidArgument("a window of 0 tokens".into()));
         }
         if batch == 0 {
-            return Err(Error::Unsupported("a batch of 0 tokens".into()));
+            return Err(Error::InvalidArgument("a batch of 0 tokens".into()));
         }
         let (sinks, window) = match native_window {
             Some(w) => (0, w.min(config.window.saturating_add(config.sinks)).max(1)),

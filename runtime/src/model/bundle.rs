@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use crate::error::Result;
-use crate::gguf::GgufFile;
+use crate::error::{Error, Result};
+use crate::gguf::{GgmlType, GgufFile, TensorInfo};
 use crate::model::ModelConfig;
 use crate::tokenizer::chat::ChatTemplate;
 use crate::tokenizer::Tokenizer;
@@ -30,5 +30,53 @@ impl Model {
             tokenizer,
             template,
         })
+    }
+}
+
+impl Model {
+    /// The tensors no GPU kernel can read ([`GgmlType::runs_on_gpu`]), grouped by type.
+    pub fn tensors_off_gpu(&self) -> Vec<(GgmlType, Vec<&TensorInfo>)> {
+        let mut by_type: Vec<(GgmlType, Vec<&TensorInfo>)> = Vec::new();
+        for t in self.file.tensors() {
+            if t.ggml_type.runs_on_gpu() {
+                continue;
+            }
+            match by_type.iter_mut().find(|(ty, _)| *ty == t.ggml_type) {
+                Some((_, list)) => list.push(t),
+                None => by_type.push((t.ggml_type, vec![t])),
+            }
+        }
+        by_type
+    }
+
+    /// Refuses a model with a tensor no GPU kernel reads, naming the types and a tensor of
+    /// each, before any device is created.
+    pub fn check_runs_on_gpu(&self) -> Result<()> {
+        let off = self.tensors_off_gpu();
+        if off.is_empty() {
+            return Ok(());
+        }
+        let parts: Vec<String> = off
+            .iter()
+            .map(|(ty, list)| {
+                let n = list.len();
+                let first = &list[0].name;
+                let more = if n > 1 {
+                    format!(" and {} more", n - 1)
+                } else {
+                    String::new()
+                };
+                format!("{ty} (`{first}`{more})")
+            })
+            .collect();
+        let runnable: Vec<&str> = GgmlType::all()
+            .filter(|t| t.runs_on_gpu())
+            .map(GgmlType::name)
+            .collect();
+        Err(Error::UnsupportedModel(format!(
+            "no GPU kernel reads tensors of type {}; Voyager runs {}",
+            parts.join(", "),
+            runnable.join(", ")
+        )))
     }
 }

@@ -32,19 +32,11 @@ impl Architecture {
             .find(|a| a.gguf_name() == name)
             .ok_or_else(|| {
                 let known: Vec<_> = Self::ALL.iter().map(|a| a.gguf_name()).collect();
-                Error::Unsupported(format!(
+                Error::UnsupportedModel(format!(
                     "architecture `{name}` is not supported (supported: {})",
                     known.join(", ")
                 ))
             })
-    }
-
-    /// How this architecture pairs dimensions when rotating by RoPE.
-    pub fn rope_layout(self) -> RopeLayout {
-        match self {
-            Architecture::Llama => RopeLayout::Normal,
-            Architecture::Gemma3 => RopeLayout::Neox,
-        }
     }
 }
 
@@ -92,19 +84,15 @@ pub struct ModelConfig {
     /// Context the model was trained for.
     pub context_length: usize,
     pub rms_eps: f32,
-    pub rope_layout: RopeLayout,
     /// Number of dimensions of each head that RoPE rotates.
     pub rope_dim: usize,
-    /// RoPE base of global-attention layers.
+    /// The model's RoPE base (`<arch>.rope.freq_base`; an architecture may use another on
+    /// some layers, see `crate::arch::layer_specs`).
     pub rope_freq_base: f32,
-    /// RoPE base of sliding-window layers, where it differs (Gemma 3: 10 000).
-    pub rope_freq_base_swa: f32,
     /// Linear RoPE scaling factor (1 when absent).
     pub rope_scale: f32,
     /// Native sliding window of the sliding layers, if the architecture has one.
     pub sliding_window: Option<usize>,
-    /// For each layer, whether it attends over the sliding window only.
-    pub layer_is_sliding: Vec<bool>,
     /// True when the output projection reuses the token embedding.
     pub tied_embeddings: bool,
 }
@@ -188,22 +176,18 @@ impl ModelConfig {
             None | Some("none") => 1.0,
             Some("linear") => md.opt_f32(&key("rope.scaling.factor"))?.unwrap_or(1.0),
             Some(other) => {
-                return Err(Error::Unsupported(format!(
+                return Err(Error::UnsupportedModel(format!(
                     "RoPE scaling `{other}` is not supported (none, linear are)"
                 )))
             }
         };
         let context_length = usize_key("context_length")?;
 
-        let (sliding_window, layer_is_sliding, rope_freq_base_swa) = match arch {
-            Architecture::Gemma3 => {
-                let window = usize_key("attention.sliding_window")?;
-                // Every sixth layer attends globally; the others over the sliding window.
-                let pattern = 6;
-                let sliding = (0..n_layers).map(|il| il % pattern < pattern - 1).collect();
-                (Some(window), sliding, 10_000.0)
-            }
-            _ => (None, vec![false; n_layers], rope_freq_base),
+        // Which layers use it, and with what RoPE base, is the architecture file's business
+        // (`crate::arch`); Gemma 3 cannot run without it.
+        let sliding_window = match arch {
+            Architecture::Gemma3 => Some(usize_key("attention.sliding_window")?),
+            Architecture::Llama => None,
         };
 
         let embd = file.tensor("token_embd.weight")?;
@@ -225,7 +209,7 @@ impl ModelConfig {
         }
         let tied_embeddings = file.tensor("output.weight").is_err();
         if file.tensor("rope_freqs.weight").is_ok() {
-            return Err(Error::Unsupported(
+            return Err(Error::UnsupportedModel(
                 "RoPE frequency factors (rope_freqs.weight, Llama 3.1 style) are not supported yet"
                     .into(),
             ));
@@ -244,13 +228,10 @@ impl ModelConfig {
             vocab_size,
             context_length,
             rms_eps,
-            rope_layout: arch.rope_layout(),
             rope_dim,
             rope_freq_base,
-            rope_freq_base_swa,
             rope_scale,
             sliding_window,
-            layer_is_sliding,
             tied_embeddings,
         };
         cfg.check_attention_shapes(file)?;
@@ -281,11 +262,6 @@ impl ModelConfig {
         let per_layer = self.n_kv_heads * (self.head_dim + self.head_dim_v);
         (per_layer * self.n_layers) as u64 * bits as u64 / 8
     }
-
-    /// Number of layers that attend over the whole context.
-    pub fn n_global_layers(&self) -> usize {
-        self.layer_is_sliding.iter().filter(|s| !**s).count()
-    }
 }
 
 /// Collapses a per-layer list to one value, refusing models whose layers differ.
@@ -293,7 +269,7 @@ fn uniform(v: Option<Vec<u32>>, key: &str) -> Result<Option<usize>> {
     let Some(v) = v else { return Ok(None) };
     match v.first() {
         Some(&first) if v.iter().all(|&x| x == first) => Ok(Some(first as usize)),
-        _ => Err(Error::Unsupported(format!(
+        _ => Err(Error::UnsupportedModel(format!(
             "`{key}` differs between layers, which Voyager does not support yet"
         ))),
     }

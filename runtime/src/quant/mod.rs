@@ -1,4 +1,5 @@
-//! CPU dequantization of ggml block formats: the reference the GPU kernels are tested against.
+//! ggml tensor types ([`GgmlType`], one row of facts per type in [`types`]) and their CPU
+//! dequantization: the reference the GPU kernels are tested against.
 //!
 //! Every format ggml stores is a sequence of fixed-size blocks, each expanding to a fixed number of
 //! values ([`GgmlType::block_len`] values from [`GgmlType::block_bytes`] bytes). The functions here
@@ -12,35 +13,22 @@
 mod float;
 mod kquants;
 mod legacy;
+pub mod random;
+mod types;
+
+pub use types::{file_type_name, GgmlType};
 
 use crate::error::{Error, Result};
-use crate::gguf::GgmlType;
 
 /// Dequantizes `n = out.len()` values of type `ty` from the start of `data` into `out`.
 ///
 /// `data` may be longer than the `n` values need; the rest is ignored. Errors (never panics) if
-/// the type is not supported ([`GgmlType::is_supported`]), `n` is not a whole number of blocks,
+/// the type has no CPU decoder ([`GgmlType::can_dequantize`]), `n` is not a whole number of blocks,
 /// or `data` is too short.
 pub fn dequantize_into(ty: GgmlType, data: &[u8], out: &mut [f32]) -> Result<()> {
     let need = check(ty, data, out.len())?;
-    let data = &data[..need];
-    match ty {
-        GgmlType::F32 => float::dequantize_f32(data, out),
-        GgmlType::F16 => float::dequantize_f16(data, out),
-        GgmlType::BF16 => float::dequantize_bf16(data, out),
-        GgmlType::Q4_0 => per_block(ty, data, out, legacy::dequantize_q4_0),
-        GgmlType::Q4_1 => per_block(ty, data, out, legacy::dequantize_q4_1),
-        GgmlType::Q5_0 => per_block(ty, data, out, legacy::dequantize_q5_0),
-        GgmlType::Q5_1 => per_block(ty, data, out, legacy::dequantize_q5_1),
-        GgmlType::Q8_0 => per_block(ty, data, out, legacy::dequantize_q8_0),
-        GgmlType::Q2_K => per_block(ty, data, out, kquants::dequantize_q2_k),
-        GgmlType::Q3_K => per_block(ty, data, out, kquants::dequantize_q3_k),
-        GgmlType::Q4_K => per_block(ty, data, out, kquants::dequantize_q4_k),
-        GgmlType::Q5_K => per_block(ty, data, out, kquants::dequantize_q5_k),
-        GgmlType::Q6_K => per_block(ty, data, out, kquants::dequantize_q6_k),
-        // `check` has already refused every type without a dequantizer.
-        _ => return Err(unsupported(ty)),
-    }
+    ty.decode(&data[..need], out)
+        .ok_or_else(|| unsupported(ty))?;
     Ok(())
 }
 
@@ -55,12 +43,12 @@ pub fn dequantize(ty: GgmlType, data: &[u8], n: usize) -> Result<Vec<f32>> {
 }
 
 fn unsupported(ty: GgmlType) -> Error {
-    Error::Unsupported(format!("cannot dequantize tensor type {ty}"))
+    Error::UnsupportedModel(format!("cannot dequantize tensor type {ty}"))
 }
 
 /// Validates a request for `n` values of `ty` from `data`; returns the number of bytes they take.
 fn check(ty: GgmlType, data: &[u8], n: usize) -> Result<usize> {
-    if !ty.is_supported() {
+    if !ty.can_dequantize() {
         return Err(unsupported(ty));
     }
     let need = ty.row_bytes(n as u64).ok_or_else(|| {
@@ -75,15 +63,6 @@ fn check(ty: GgmlType, data: &[u8], n: usize) -> Result<usize> {
             "{n} values of type {ty} need {need} bytes, only {} present",
             data.len()
         ))),
-    }
-}
-
-/// Runs a one-block dequantizer over every block; `data` and `out` hold the same number of blocks.
-fn per_block(ty: GgmlType, data: &[u8], out: &mut [f32], block: fn(&[u8], &mut [f32])) {
-    let (bytes, len) = (ty.block_bytes() as usize, ty.block_len() as usize);
-    debug_assert_eq!(data.len() / bytes, out.len() / len);
-    for (b, y) in data.chunks_exact(bytes).zip(out.chunks_exact_mut(len)) {
-        block(b, y);
     }
 }
 
@@ -102,11 +81,11 @@ mod tests {
 
     #[test]
     fn unsupported_types_are_refused() {
-        for ty in GgmlType::all().filter(|t| !t.is_supported()) {
+        for ty in GgmlType::all().filter(|t| !t.can_dequantize()) {
             let data = vec![0u8; ty.block_bytes() as usize * 2];
             let n = ty.block_len() as usize;
             let err = dequantize(ty, &data, n).unwrap_err();
-            assert!(matches!(err, Error::Unsupported(_)), "{ty}: {err}");
+            assert!(matches!(err, Error::UnsupportedModel(_)), "{ty}: {err}");
             let mut out = vec![0.0; n];
             assert!(dequantize_into(ty, &data, &mut out).is_err(), "{ty}");
         }
@@ -130,7 +109,7 @@ mod tests {
 
     #[test]
     fn short_data_is_refused_and_long_data_is_fine() {
-        for ty in GgmlType::all().filter(|t| t.is_supported()) {
+        for ty in GgmlType::all().filter(|t| t.can_dequantize()) {
             let n = ty.block_len() as usize * 2;
             let bytes = ty.block_bytes() as usize * 2;
             let mut data = vec![0u8; bytes + 5];

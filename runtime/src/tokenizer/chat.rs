@@ -96,9 +96,9 @@ impl ChatTemplate {
             bos_token: token(tok.bos()),
             eos_token: token(tok.eos()),
         };
-        t.env()
-            .template_from_str(&t.source)
-            .map_err(|e| Error::Template(format!("cannot compile the chat template: {e:#}")))?;
+        t.env().template_from_str(&t.source).map_err(|e| {
+            Error::UnsupportedModel(format!("cannot compile the model's chat template: {e:#}"))
+        })?;
         Ok(t)
     }
 
@@ -115,9 +115,9 @@ impl ChatTemplate {
             bos_token: token(tok.bos()),
             eos_token: token(tok.eos()),
         };
-        t.env()
-            .template_from_str(&t.source)
-            .map_err(|e| Error::Template(format!("cannot compile the chat template: {e:#}")))?;
+        t.env().template_from_str(&t.source).map_err(|e| {
+            Error::InvalidArgument(format!("cannot compile the chat template: {e:#}"))
+        })?;
         Ok(t)
     }
 
@@ -159,14 +159,14 @@ impl ChatTemplate {
         let env = self.env();
         let tmpl = env
             .template_from_str(&self.source)
-            .map_err(|e| Error::Template(format!("{e:#}")))?;
+            .map_err(|e| Error::InvalidArgument(format!("chat template: {e:#}")))?;
         tmpl.render(minijinja::context! {
             messages => messages,
             add_generation_prompt => add_generation_prompt,
             bos_token => &self.bos_token,
             eos_token => &self.eos_token,
         })
-        .map_err(|e| Error::Template(format!("{e:#}")))
+        .map_err(|e| Error::InvalidArgument(format!("chat template: {e:#}")))
     }
 
     /// Renders and tokenizes a conversation: `encode(render(..), add_special = true)`. A

@@ -108,7 +108,7 @@ impl Tokenizer {
             "gpt2" => TokenizerKind::Gpt2Bpe,
             "llama" => TokenizerKind::SentencePieceBpe,
             other => {
-                return Err(Error::Tokenizer(format!(
+                return Err(Error::UnsupportedModel(format!(
                     "unsupported tokenizer.ggml.model `{other}` (supported: gpt2, llama)"
                 )))
             }
@@ -334,10 +334,9 @@ impl Tokenizer {
     /// The bytes token `id` decodes to (llama.cpp's `token_to_piece` without lstrip): with
     /// `special` false, control and unknown tokens are empty.
     pub(crate) fn piece(&self, id: u32, special: bool) -> Result<&[u8]> {
-        let a = *self
-            .attrs
-            .get(id as usize)
-            .ok_or_else(|| Error::Tokenizer(format!("token id {id} is outside the vocabulary")))?;
+        let a = *self.attrs.get(id as usize).ok_or_else(|| {
+            Error::InvalidArgument(format!("token id {id} is outside the vocabulary"))
+        })?;
         if !special && a & (attr::UNKNOWN | attr::CONTROL) != 0 {
             return Ok(&[]);
         }

@@ -1,12 +1,13 @@
-//! Helpers shared by the runtime's integration tests.
+//! Helpers shared by the runtime's integration tests: the catalog models, the GPU context, and
+//! running tables of kernel cases (`voyager_runtime::selfcheck::cases`) on both strategies.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use std::time::Instant;
-
 use voyager_runtime::gguf::GgufFile;
+use voyager_runtime::gpu::kernels::{Kernels, Strategy};
 use voyager_runtime::gpu::GpuContext;
+use voyager_runtime::selfcheck::{Case, Harness};
 
 static PULL: Mutex<()> = Mutex::new(());
 
@@ -27,60 +28,53 @@ pub fn model_path(name: &str) -> PathBuf {
         .unwrap_or_else(|e| panic!("model {name}: {e} (run `voyager pull {name}`)"))
 }
 
-// GPU test scaffolding: a context, deterministic inputs, and error checks.
-
+/// The GPU context (lavapipe in CI). These tests need an adapter and FAIL without one.
 #[allow(dead_code)]
 pub fn context() -> GpuContext {
     let ctx = GpuContext::new().unwrap_or_else(|e| panic!("{e}"));
-    eprintln!("adapter: {} ({})", ctx.adapter_name(), ctx.backend());
+    let (sg_min, sg_max) = ctx.subgroup_sizes();
+    eprintln!(
+        "adapter: {} ({}), f16 {}, subgroups {} ({sg_min}..={sg_max})",
+        ctx.adapter_name(),
+        ctx.backend(),
+        ctx.has_f16(),
+        ctx.has_subgroups(),
+    );
     ctx
 }
 
-/// xorshift64*: deterministic test data without a dependency.
+/// Runs every case on `kernels` and fails the test on the first one that does not pass.
 #[allow(dead_code)]
-pub struct XorShift(pub u64);
-
-#[allow(dead_code)]
-impl XorShift {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Uniform in [-1, 1).
-    pub fn next_f32(&mut self) -> f32 {
-        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2.0
-    }
-
-    pub fn vec(&mut self, n: usize, amplitude: f32) -> Vec<f32> {
-        (0..n).map(|_| self.next_f32() * amplitude).collect()
+pub fn check_all(ctx: &GpuContext, kernels: &Kernels, cases: &[Case]) {
+    let h = Harness::new(ctx, kernels);
+    for case in cases {
+        let o = case
+            .run(&h)
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        eprintln!(
+            "{:?} {}: {:.2e} of the allowed error in {:.2} s",
+            kernels.strategy(),
+            o.name,
+            o.score,
+            o.seconds
+        );
+        assert!(o.passed, "{}: {}", o.name, o.worst);
     }
 }
 
-/// max |gpu - cpu| / max |cpu|.
+/// For each strategy, builds its kernels and checks the cases `make` gives for it.
 #[allow(dead_code)]
-pub fn rel_err(gpu: &[f32], cpu: &[f32]) -> f32 {
-    assert_eq!(gpu.len(), cpu.len(), "length");
-    let scale = cpu
-        .iter()
-        .fold(0f32, |m, x| m.max(x.abs()))
-        .max(f32::MIN_POSITIVE);
-    let diff = gpu
-        .iter()
-        .zip(cpu)
-        .fold(0f32, |m, (g, c)| m.max((g - c).abs()));
-    assert!(gpu.iter().all(|x| x.is_finite()), "non-finite GPU output");
-    diff / scale
+pub fn check_both_strategies(ctx: &GpuContext, make: impl Fn(Strategy) -> Vec<Case>) {
+    for strategy in Strategy::ALL {
+        let kernels = Kernels::with_strategy(ctx, strategy).unwrap();
+        check_all(ctx, &kernels, &make(strategy));
+    }
 }
 
+/// Fails the test unless `got` (produced by the test itself) passes `case`'s comparison.
 #[allow(dead_code)]
-pub fn check(what: &str, gpu: &[f32], cpu: &[f32], tol: f32, start: Instant) {
-    let err = rel_err(gpu, cpu);
-    eprintln!(
-        "{what}: rel err {err:.2e} (tol {tol:.0e}) in {:.2?}",
-        start.elapsed()
-    );
-    assert!(err <= tol, "{what}: rel err {err:e} > {tol:e}");
+pub fn judged(case: &Case, got: &[f32]) {
+    let o = case.judge(got);
+    eprintln!("{}: {:.2e} of the allowed error", o.name, o.score);
+    assert!(o.passed, "{}: {}", o.name, o.worst);
 }

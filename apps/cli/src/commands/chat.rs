@@ -1,11 +1,11 @@
-//! `voyager chat -m MODEL [--system TEXT]`: an interactive conversation in the model's own
-//! chat template. Each turn evaluates only the new tokens; Ctrl-C stops the current answer.
+//! `voyager chat -m MODEL [--system TEXT]`: an interactive conversation, a thin loop over the
+//! runtime's `Chat` (which renders the model's template and feeds only new tokens). Ctrl-C
+//! stops the current answer; `/regen` answers the last message again; `/reset` starts over.
 
 use std::io::{BufRead, Write};
 
 use anyhow::Result;
-use voyager_runtime::engine::{GenerateOptions, Prompt, StopReason};
-use voyager_runtime::tokenizer::ChatMessage;
+use voyager_runtime::engine::{Chat, GenerateOptions, Reply, StopReason};
 
 use crate::args::{ModelArgs, SamplingArgs};
 
@@ -23,25 +23,21 @@ pub struct Args {
     n_predict: usize,
 }
 
+const HELP: &str = "/regen answers the last message again, /reset starts over, /exit or Ctrl-D \
+                    quits, Ctrl-C stops an answer";
+
 pub fn run(args: Args) -> Result<()> {
-    let cancel = crate::interrupt::flag();
     let options = GenerateOptions {
         sampling: args.sampling.params()?,
         max_tokens: args.n_predict,
         stop_at_eog: true,
-        cancel: Some(cancel.clone()),
+        cancel: None,
     };
     let engine = crate::load::engine(&args.model, false)?;
-    let mut session = engine.session()?;
-    let mut messages: Vec<ChatMessage> = args
-        .system
-        .iter()
-        .map(|s| ChatMessage::new("system", s.as_str()))
-        .collect();
-    eprintln!(
-        "chatting with {} (/reset starts over, /exit or Ctrl-D quits, Ctrl-C stops an answer)",
-        args.model.model
-    );
+    let mut chat = Chat::new(&engine, args.system.as_deref())?;
+    // Ctrl-C cancels the answer in progress (the chat clears the token at each turn).
+    chat.set_cancel_token(crate::interrupt::token());
+    eprintln!("chatting with {} ({HELP})", args.model.model);
     let stdin = std::io::stdin();
     let mut line = String::new();
     loop {
@@ -51,45 +47,60 @@ pub fn run(args: Args) -> Result<()> {
             break;
         }
         let input = line.trim_end_matches(['\n', '\r']);
-        match input.trim() {
-            "" => continue,
-            "/exit" | "/quit" => break,
-            "/reset" => {
-                messages.truncate(usize::from(args.system.is_some()));
-                session.reset();
-                continue;
-            }
-            _ => {}
-        }
-        messages.push(ChatMessage::new("user", input));
-        crate::interrupt::clear();
         let mut stdout = std::io::stdout().lock();
-        let gen = session.generate(Prompt::Chat(&messages), &options, &mut |piece| {
+        let mut show = |piece: &str| {
             let _ = stdout.write_all(piece.as_bytes());
             let _ = stdout.flush();
-        });
-        drop(stdout);
-        let gen = match gen {
-            Ok(gen) => gen,
-            Err(e) => {
-                // The conversation no longer fits, or the prompt is bad: say so, keep going.
-                messages.pop();
-                eprintln!("error: {e}");
+            true
+        };
+        let reply = match input.trim() {
+            "" => continue,
+            "/exit" | "/quit" => break,
+            "/help" => {
+                eprintln!("{HELP}");
                 continue;
             }
+            "/reset" => {
+                chat.reset();
+                continue;
+            }
+            "/regen" => chat.regenerate(&options, &mut show),
+            _ => chat.send(input, &options, &mut show),
         };
-        crate::outln!("");
-        if gen.stop == StopReason::Cancelled {
-            eprintln!("(stopped)");
+        drop(stdout);
+        match reply {
+            Ok(reply) => report(&reply, &chat)?,
+            // A bad turn (say, one the template refuses) leaves the conversation as it was.
+            Err(e) => eprintln!("error: {e}"),
         }
+    }
+    Ok(())
+}
+
+fn report(reply: &Reply, chat: &Chat) -> Result<()> {
+    crate::outln!("");
+    if reply.stop == StopReason::Cancelled {
+        eprintln!("(stopped)");
+    }
+    let s = &reply.stats;
+    log::info!(
+        "turn: {} prompt tokens ({} reused from the cache), {} generated, {:.1} tokens/s; \
+         {} tokens in the window, {} slid out",
+        s.prompt_tokens,
+        s.reused_tokens,
+        s.generated_tokens,
+        s.decode_tokens_per_second,
+        s.tokens_in_window,
+        s.tokens_evicted
+    );
+    let usage = chat.context_usage();
+    if usage.evicted > 0 && s.tokens_evicted > 0 && s.tokens_evicted == usage.evicted {
         log::info!(
-            "turn: {} prompt tokens, {} evaluated ({} reused from the cache), {} generated",
-            gen.prompt_tokens.len(),
-            gen.prefilled,
-            gen.prompt_tokens.len() - gen.prefilled,
-            gen.tokens.len()
+            "the conversation is longer than the model's window of {} tokens: its oldest {} \
+             tokens (after the first few) are no longer seen",
+            usage.context_size,
+            usage.evicted
         );
-        messages.push(ChatMessage::new("assistant", gen.text.as_str()));
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 use serde_json::json;
+use voyager_runtime::arch::{layer_specs, rope_layout};
 use voyager_runtime::budget::{self, format_size, Plan};
 use voyager_runtime::engine::EngineOptions;
 use voyager_runtime::gguf::file_type_name;
@@ -82,6 +83,9 @@ fn describe_plan(plan: &Plan, options: &EngineOptions) -> serde_json::Value {
         "kv": plan.kv,
         "scratch": plan.scratch,
         "staging": plan.staging,
+        "sessions": plan.sessions,
+        "shared": plan.shared(),
+        "per_session": plan.per_session(),
         "total": plan.total(),
         "window": kv.window,
         "sinks": kv.sinks,
@@ -105,13 +109,26 @@ fn describe(model: &Model, path: &std::path::Path) -> serde_json::Value {
     let (file, cfg, tok) = (&model.file, &model.config, &model.tokenizer);
     let md = file.metadata();
     let mut types: BTreeMap<String, usize> = BTreeMap::new();
-    let mut unsupported: Vec<String> = Vec::new();
     for t in file.tensors() {
         *types.entry(t.ggml_type.to_string()).or_default() += 1;
-        if !t.ggml_type.is_supported() && !unsupported.contains(&t.ggml_type.to_string()) {
-            unsupported.push(t.ggml_type.to_string());
-        }
     }
+    let off_gpu = model.tensors_off_gpu();
+    let unsupported: Vec<String> = off_gpu.iter().map(|(ty, _)| ty.to_string()).collect();
+    let cannot_run: Vec<serde_json::Value> = off_gpu
+        .iter()
+        .map(|(ty, list)| {
+            json!({
+                "type": ty.to_string(),
+                "count": list.len(),
+                "tensors": list.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let layers = layer_specs(cfg);
+    let sliding: Vec<_> = layers
+        .iter()
+        .filter(|l| l.sliding_window.is_some())
+        .collect();
     let file_type = md
         .opt_u32("general.file_type")
         .ok()
@@ -133,6 +150,7 @@ fn describe(model: &Model, path: &std::path::Path) -> serde_json::Value {
         "tensor_count": file.tensors().len(),
         "tensor_types": types,
         "unsupported_tensor_types": unsupported,
+        "tensors_without_gpu_kernel": cannot_run,
         "context_length": cfg.context_length,
         "n_layers": cfg.n_layers,
         "n_embd": cfg.n_embd,
@@ -144,14 +162,14 @@ fn describe(model: &Model, path: &std::path::Path) -> serde_json::Value {
         "vocab_size": cfg.vocab_size,
         "rms_eps": cfg.rms_eps,
         "rope": {
-            "layout": cfg.rope_layout.to_string(),
+            "layout": rope_layout(cfg.arch).to_string(),
             "dims": cfg.rope_dim,
             "freq_base": cfg.rope_freq_base,
-            "freq_base_sliding": cfg.rope_freq_base_swa,
+            "freq_base_sliding": sliding.first().map_or(cfg.rope_freq_base, |l| l.rope_base),
             "scale": cfg.rope_scale,
         },
         "sliding_window": cfg.sliding_window,
-        "n_sliding_layers": cfg.layer_is_sliding.iter().filter(|s| **s).count(),
+        "n_sliding_layers": sliding.len(),
         "tied_embeddings": cfg.tied_embeddings,
         "tokenizer": {
             "kind": tok.kind().to_string(),
@@ -200,12 +218,30 @@ fn print_text(v: &serde_json::Value) -> std::io::Result<()> {
         s("tensor_count"),
         types.join(", ")
     );
-    if let Some(u) = v["unsupported_tensor_types"]
+    for t in v["tensors_without_gpu_kernel"]
         .as_array()
-        .filter(|u| !u.is_empty())
+        .into_iter()
+        .flatten()
     {
-        let u: Vec<_> = u.iter().filter_map(|x| x.as_str()).collect();
-        crate::outln!("unsupported     {} (this model cannot run)", u.join(", "));
+        let names: Vec<&str> = t["tensors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.as_str())
+            .collect();
+        let shown = names.iter().take(3).copied().collect::<Vec<_>>().join(", ");
+        let more = names.len().saturating_sub(3);
+        crate::outln!(
+            "cannot run      {} {} tensors have no GPU kernel ({shown}{}): this model cannot \
+             run",
+            t["count"],
+            t["type"].as_str().unwrap_or("-"),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        );
     }
     crate::outln!("context         {}", s("context_length"));
     crate::outln!(
@@ -294,6 +330,12 @@ fn plan_lines(plan: &serde_json::Value) -> Vec<String> {
     } else {
         format!(" ({})", notes.join(", "))
     };
+    let sessions = plan["sessions"].as_u64().unwrap_or(1);
+    let per_session = if sessions > 1 {
+        format!(" per session x {sessions}")
+    } else {
+        String::new()
+    };
     vec![
         format!(
             "memory plan     {}",
@@ -303,9 +345,11 @@ fn plan_lines(plan: &serde_json::Value) -> Vec<String> {
             ))
         ),
         format!("  weights       {}", size("weights")),
+        format!("  staging       {}", size("staging")),
         format!(
-            "  KV cache      {}: window {} + {} sinks = {} tokens, K {} V {}{extras}",
+            "  KV cache      {}{}: window {} + {} sinks = {} tokens, K {} V {}{extras}",
             size("kv"),
+            per_session,
             plan["window"],
             plan["sinks"],
             plan["span"],
@@ -313,11 +357,11 @@ fn plan_lines(plan: &serde_json::Value) -> Vec<String> {
             plan["cache_type_v"].as_str().unwrap_or("-"),
         ),
         format!(
-            "  scratch       {} (batch {})",
+            "  scratch       {}{} (batch {})",
             size("scratch"),
+            per_session,
             plan["batch"]
         ),
-        format!("  staging       {}", size("staging")),
         format!(
             "  total         {}{}",
             size("total"),
@@ -342,6 +386,7 @@ mod tests {
             kv: 12 << 20,
             scratch: 3 << 20,
             staging: 1 << 20,
+            sessions: 1,
             kv_config,
             kv_bytes_per_token: vec![
                 (KvType::F16, 23040),

@@ -7,4 +7,5 @@ pub mod list;
 pub mod perplexity;
 pub mod pull;
 pub mod run;
+pub mod selfcheck;
 pub mod tokenize;

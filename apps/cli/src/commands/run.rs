@@ -32,7 +32,7 @@ pub fn run(args: Args) -> Result<()> {
         sampling: args.sampling.params()?,
         max_tokens: args.n_predict,
         stop_at_eog: !args.ignore_eos,
-        cancel: Some(crate::interrupt::flag()),
+        cancel: Some(crate::interrupt::token()),
     };
     let engine = crate::load::engine(&args.model, false)?;
     let mut session = engine.session()?;
@@ -48,6 +48,7 @@ pub fn run(args: Args) -> Result<()> {
                 write_err = Some(e);
             }
         }
+        true
     })?;
     match write_err {
         Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),

@@ -3,8 +3,8 @@
 
 use crate::gpu::alloc::GpuBuffer;
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernels::step::{self, Step};
-use crate::gpu::shaders;
+use crate::gpu::kernels::step;
+use crate::gpu::{pipeline, shaders};
 use crate::{Error, Result};
 
 /// Threads per workgroup; must match `@workgroup_size` in `shaders/add.wgsl`.
@@ -46,25 +46,24 @@ pub struct AddBinding {
 }
 
 impl AddKernel {
-    pub fn new(ctx: &GpuContext) -> Self {
-        let (layout, mut pipelines) = step::build_pipelines(
+    pub fn new(ctx: &GpuContext) -> Result<Self> {
+        let (layout, mut pipelines) = pipeline::build_with_layout(
             ctx,
             "add",
-            shaders::ADD,
             &[
-                step::uniform_entry(0),
-                step::uniform_entry(1),
-                step::storage_entry(2, true),
-                step::storage_entry(3, true),
-                step::storage_entry(4, false),
+                pipeline::uniform_entry(0),
+                pipeline::uniform_entry(1),
+                pipeline::storage_entry(2, true),
+                pipeline::storage_entry(3, true),
+                pipeline::storage_entry(4, false),
             ],
-            &["add_f32"],
-        );
-        Self {
+            &[(shaders::get("add")?, &["add_f32"])],
+        )?;
+        Ok(Self {
             max_groups: ctx.limits().max_compute_workgroups_per_dimension,
             layout,
             pipeline: pipelines.remove(0),
-        }
+        })
     }
 
     /// Binds `out = a + b` over rows of `width` values, up to `max_tokens` rows; the row count
@@ -131,31 +130,6 @@ impl AddKernel {
         pass.set_bind_group(0, &binding.bind_group, &[]);
         pass.dispatch_workgroups(x, y, 1);
         Ok(())
-    }
-
-    /// Uploads `a` and `b`, adds them on the GPU in one submit and reads the sum back.
-    /// For tests and tools; a forward pass binds once and encodes each step.
-    pub fn run(ctx: &GpuContext, a: &[f32], b: &[f32]) -> Result<Vec<f32>> {
-        if a.len() != b.len() {
-            return Err(Error::Gpu(format!(
-                "add: operands differ in length ({} vs {})",
-                a.len(),
-                b.len()
-            )));
-        }
-        if a.is_empty() {
-            return Ok(Vec::new());
-        }
-        let width = u32::try_from(a.len())
-            .map_err(|_| Error::Gpu(format!("add: {} elements is too many", a.len())))?;
-        let kernel = AddKernel::new(ctx);
-        let step_buf = step::create_step_buffer(ctx, Step::new(0, 1))?;
-        let ga = step::input_buffer(ctx, "add a", a)?;
-        let gb = step::input_buffer(ctx, "add b", b)?;
-        let out = step::output_buffer(ctx, "add out", (a.len() * 4) as u64)?;
-        let binding = kernel.bind(ctx, &step_buf, &ga, &gb, &out, width, 1)?;
-        step::submit_pass(ctx, "add", |pass| kernel.encode(pass, &binding, 1))?;
-        ctx.read_f32(&out, a.len())
     }
 }
 

@@ -16,10 +16,10 @@
 
 use crate::gpu::alloc::GpuBuffer;
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernels::kv_cache::{stored_ref, KvLayerCache, KvWriteKernel, Side};
-use crate::gpu::kernels::step::{self, Step};
+use crate::gpu::kernels::kv_cache::{stored_ref, KvLayerCache, Side};
+use crate::gpu::kernels::step;
 use crate::gpu::kernels::strategy::Strategy;
-use crate::gpu::shaders;
+use crate::gpu::{pipeline, shaders};
 use crate::kv::LayerLayout;
 use crate::{Error, Result};
 
@@ -186,9 +186,19 @@ impl AttentionKernel {
     pub fn with_strategy(ctx: &GpuContext, strategy: Strategy) -> Result<Self> {
         let coop = shaders::kv_source(shaders::ATTENTION_TEMPLATE)?;
         let rowwise = shaders::kv_source(shaders::ATTENTION_ROWWISE_TEMPLATE)?;
-        let (layout, pipelines) = step::build_pipelines_from(
+        let (layout, pipelines) = pipeline::build_with_layout(
             ctx,
             "attention",
+            &[
+                pipeline::uniform_entry(0),
+                pipeline::uniform_entry(1),
+                pipeline::uniform_entry(2),
+                pipeline::storage_entry(3, true),
+                pipeline::storage_entry(4, true),
+                pipeline::storage_entry(5, true),
+                pipeline::storage_entry(6, false),
+                pipeline::storage_entry(7, false),
+            ],
             &[
                 (
                     &coop,
@@ -199,17 +209,7 @@ impl AttentionKernel {
                     &["attn_prefill_rowwise", "attn_prefill_rowwise_combine"],
                 ),
             ],
-            &[
-                step::uniform_entry(0),
-                step::uniform_entry(1),
-                step::uniform_entry(2),
-                step::storage_entry(3, true),
-                step::storage_entry(4, true),
-                step::storage_entry(5, true),
-                step::storage_entry(6, false),
-                step::storage_entry(7, false),
-            ],
-        );
+        )?;
         let [prefill, decode_split, decode_combine, prefill_rowwise, prefill_rowwise_combine]: [wgpu::ComputePipeline; 5] =
             pipelines.try_into().expect("five pipelines");
         Ok(Self {
@@ -244,7 +244,9 @@ impl AttentionKernel {
         decode.max(rows) * 4
     }
 
-    /// Tokens in the first write step of [`AttentionKernel::run_with`].
+    /// Tokens in the first write step when a history of `n_kv` positions, `n_tokens` of them
+    /// queries, is written in steps of at most the layout's batch, the queries last (as
+    /// `crate::selfcheck::Harness::attention` does): the step that sets the key mean.
     pub fn first_step(layout: &LayerLayout, n_kv: u32, n_tokens: u32) -> u32 {
         let pos = n_kv - n_tokens;
         if pos == 0 {
@@ -391,72 +393,6 @@ impl AttentionKernel {
             }
         }
         Ok(())
-    }
-
-    /// For tests and tools: writes `k` / `v` (f32 `[n_kv, n_kv_heads, head_dim(_v)]`, positions
-    /// `0..n_kv`) into a fresh cache with `layout` through `kv_write`, in steps of at most the
-    /// layout's batch, the last step being the query batch (so the first step, which sets the
-    /// key mean, holds [`AttentionKernel::first_step`] tokens); then runs attention for `q` /
-    /// `q_sink` (`[n_tokens, n_heads, head_dim]`, positions `n_kv - n_tokens..n_kv`).
-    #[allow(clippy::too_many_arguments)]
-    pub fn run_with(
-        &self,
-        ctx: &GpuContext,
-        q: &[f32],
-        q_sink: &[f32],
-        k: &[f32],
-        v: &[f32],
-        layout: &LayerLayout,
-        params: &AttentionParams,
-    ) -> Result<Vec<f32>> {
-        params.check(layout)?;
-        let qt = (params.n_heads * params.head_dim) as usize;
-        let kt = (params.n_kv_heads * params.head_dim) as usize;
-        let vt = (params.n_kv_heads * params.head_dim_v) as usize;
-        if q.len() % qt != 0 || q.is_empty() || q_sink.len() != q.len() {
-            return Err(Error::Gpu("attention: ragged q".into()));
-        }
-        let n_tokens = (q.len() / qt) as u32;
-        let n_kv = (k.len() / kt) as u32;
-        if k.len() % kt != 0 || v.len() != n_kv as usize * vt || n_kv < n_tokens {
-            return Err(Error::Gpu("attention: ragged k/v".into()));
-        }
-        if n_tokens > layout.max_batch() {
-            return Err(Error::Gpu(
-                "attention: more queries than the layout's batch".into(),
-            ));
-        }
-        let writer = KvWriteKernel::new(ctx)?;
-        let cache = KvLayerCache::new(ctx, *layout)?;
-        let pos = n_kv - n_tokens;
-        let mut p = 0;
-        while p < pos {
-            let n = (pos - p).min(layout.max_batch());
-            let (a, b) = (p as usize, (p + n) as usize);
-            writer.run(ctx, &cache, p, &k[a * kt..b * kt], &v[a * vt..b * vt])?;
-            p += n;
-        }
-        let step_buf = step::create_step_buffer(ctx, Step::new(pos, n_tokens))?;
-        let gk = step::input_buffer(ctx, "attention k", &k[pos as usize * kt..])?;
-        let gv = step::input_buffer(ctx, "attention v", &v[pos as usize * vt..])?;
-        let wb = writer.bind(ctx, &step_buf, &gk, &gv, &cache, n_tokens)?;
-        let gq = step::input_buffer(ctx, "attention q", q)?;
-        let gqs = step::input_buffer(ctx, "attention q sink", q_sink)?;
-        let out_len = n_tokens as usize * (params.n_heads * params.head_dim_v) as usize;
-        let out = step::output_buffer(ctx, "attention out", (out_len * 4) as u64)?;
-        let partials = ctx.create_buffer(
-            "attention partials",
-            Self::partials_bytes(self.strategy, params, layout, n_tokens).max(4),
-            wgpu::BufferUsages::STORAGE,
-        )?;
-        let b = self.bind(
-            ctx, &step_buf, &gq, &gqs, &cache, &out, &partials, params, n_tokens,
-        )?;
-        step::submit_pass(ctx, "attention", |pass| {
-            writer.encode(pass, &wb, n_tokens)?;
-            self.encode(pass, &b, n_tokens, n_kv)
-        })?;
-        ctx.read_f32(&out, out_len)
     }
 }
 

@@ -12,10 +12,10 @@ use std::sync::Mutex;
 use crate::gguf::GgmlType;
 use crate::gpu::alloc::GpuBuffer;
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernels::matmul::{bind_range, build_pipeline, weight_kernel_layout};
-use crate::gpu::kernels::step::{self, Step};
-use crate::gpu::shaders;
+use crate::gpu::kernels::matmul::{bind_range, weight_kernel_layout};
+use crate::gpu::kernels::step;
 use crate::gpu::weights::GpuWeight;
+use crate::gpu::{pipeline, shaders};
 use crate::{Error, Result};
 
 /// Threads per workgroup; must match `@workgroup_size` in `shaders/embedding.wgsl`.
@@ -113,14 +113,15 @@ impl EmbeddingKernel {
         if let Some(p) = cache.get(&ty) {
             return Ok(p.clone());
         }
-        let name = shaders::quant_name(ty).ok_or_else(|| {
-            Error::Unsupported(format!("no GPU embedding for weights of type {ty}"))
+        let name = ty.gpu_snippet().ok_or_else(|| {
+            Error::UnsupportedModel(format!("no GPU embedding for weights of type {ty}"))
         })?;
-        let p = build_pipeline(
+        let p = pipeline::build_one(
             &self.device,
-            &self.layout,
             &format!("embedding_{name}"),
-            shaders::embedding_source(ty)?,
+            &self.layout,
+            &shaders::embedding_source(ty)?,
+            "main",
         )?;
         cache.insert(ty, p.clone());
         Ok(p)
@@ -212,67 +213,27 @@ impl EmbeddingKernel {
 
     /// Records the gather for `n_tokens` tokens (clamped to the binding's `max_tokens`) into
     /// `pass`: one dispatch per weight chunk, nothing allocated.
-    pub fn encode(&self, pass: &mut wgpu::ComputePass, binding: &EmbeddingBinding, n_tokens: u32) {
-        let n_tokens = n_tokens.min(binding.max_tokens);
+    pub fn encode(
+        &self,
+        pass: &mut wgpu::ComputePass,
+        binding: &EmbeddingBinding,
+        n_tokens: u32,
+    ) -> Result<()> {
+        if n_tokens > binding.max_tokens {
+            return Err(Error::Gpu(format!(
+                "embedding: {n_tokens} tokens exceed the {} bound",
+                binding.max_tokens
+            )));
+        }
         if n_tokens == 0 {
-            return;
+            return Ok(());
         }
         pass.set_pipeline(&binding.pipeline);
         for chunk in &binding.chunks {
             pass.set_bind_group(0, &chunk.bind_group, &[]);
             pass.dispatch_workgroups(binding.groups_x, n_tokens, 1);
         }
-    }
-
-    /// Uploads `ids`, gathers their rows times `scale` in one submit and reads the
-    /// `[ids.len(), weight.cols()]` result back; tokens whose id is not a row read as `NaN`
-    /// (the output buffer is first filled with NaN). For tests and tools.
-    pub fn run(ctx: &GpuContext, weight: &GpuWeight, ids: &[u32], scale: f32) -> Result<Vec<f32>> {
-        let kernel = EmbeddingKernel::new(ctx)?;
-        kernel.run_with(ctx, weight, ids, scale)
-    }
-
-    /// As [`EmbeddingKernel::run`] with this kernel's pipelines.
-    pub fn run_with(
-        &self,
-        ctx: &GpuContext,
-        weight: &GpuWeight,
-        ids: &[u32],
-        scale: f32,
-    ) -> Result<Vec<f32>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let n_tokens =
-            u32::try_from(ids.len()).map_err(|_| Error::Gpu("embedding: too many ids".into()))?;
-        let gids = ctx.create_buffer_init(
-            "embedding ids",
-            bytemuck::cast_slice(ids),
-            wgpu::BufferUsages::STORAGE,
-        )?;
-        let len = ids.len() * weight.cols() as usize;
-        let nan = vec![f32::NAN; len];
-        let gout = ctx.create_buffer_init(
-            "embedding out",
-            bytemuck::cast_slice(&nan),
-            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-        )?;
-        let step_buf = step::create_step_buffer(ctx, Step::new(0, n_tokens))?;
-        let binding = self.bind(ctx, weight, &gids, &gout, &step_buf, scale, n_tokens)?;
-        let mut encoder = ctx
-            .device()
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("embedding"),
-            });
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("embedding"),
-                timestamp_writes: None,
-            });
-            self.encode(&mut pass, &binding, n_tokens);
-        }
-        ctx.queue().submit([encoder.finish()]);
-        ctx.read_f32(&gout, len)
+        Ok(())
     }
 }
 

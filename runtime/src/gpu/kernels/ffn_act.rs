@@ -5,8 +5,8 @@
 
 use crate::gpu::alloc::GpuBuffer;
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernels::step::{self, Step};
-use crate::gpu::shaders;
+use crate::gpu::kernels::step;
+use crate::gpu::{pipeline, shaders};
 use crate::{Error, Result};
 
 /// Threads per workgroup; must match both shaders.
@@ -86,30 +86,28 @@ pub struct FfnActKernel {
 
 impl FfnActKernel {
     pub fn new(ctx: &GpuContext) -> Result<Self> {
-        let (act_layout, mut act) = step::build_pipelines(
+        let (act_layout, mut act) = pipeline::build_with_layout(
             ctx,
             "ffn_act",
-            shaders::FFN_ACT,
             &[
-                step::uniform_entry(0),
-                step::uniform_entry(1),
-                step::storage_entry(2, true),
-                step::storage_entry(3, true),
-                step::storage_entry(4, false),
+                pipeline::uniform_entry(0),
+                pipeline::uniform_entry(1),
+                pipeline::storage_entry(2, true),
+                pipeline::storage_entry(3, true),
+                pipeline::storage_entry(4, false),
             ],
-            &["ffn_act"],
-        );
-        let (scale_layout, mut scale) = step::build_pipelines(
+            &[(shaders::get("ffn_act")?, &["ffn_act"])],
+        )?;
+        let (scale_layout, mut scale) = pipeline::build_with_layout(
             ctx,
             "scale",
-            shaders::SCALE,
             &[
-                step::uniform_entry(0),
-                step::uniform_entry(1),
-                step::storage_entry(2, false),
+                pipeline::uniform_entry(0),
+                pipeline::uniform_entry(1),
+                pipeline::storage_entry(2, false),
             ],
-            &["scale"],
-        );
+            &[(shaders::get("scale")?, &["scale"])],
+        )?;
         Ok(Self {
             act_layout,
             act_pipeline: act.remove(0),
@@ -236,50 +234,6 @@ impl FfnActKernel {
         n_tokens: u32,
     ) -> Result<()> {
         self.dispatch(pass, &self.scale_pipeline, binding, n_tokens)
-    }
-
-    /// `act(gate) * up` on the GPU in one submit, `width` values a token. For tests and tools.
-    pub fn run(
-        ctx: &GpuContext,
-        gate: &[f32],
-        up: &[f32],
-        width: usize,
-        act: Activation,
-    ) -> Result<Vec<f32>> {
-        if gate.len() != up.len() || width == 0 || gate.len() % width != 0 {
-            return Err(Error::Gpu(
-                "ffn_act: operands differ in length or are ragged".into(),
-            ));
-        }
-        let n_tokens = (gate.len() / width) as u32;
-        if n_tokens == 0 {
-            return Ok(Vec::new());
-        }
-        let kernel = Self::new(ctx)?;
-        let step_buf = step::create_step_buffer(ctx, Step::new(0, n_tokens))?;
-        let g = step::input_buffer(ctx, "ffn gate", gate)?;
-        let u = step::input_buffer(ctx, "ffn up", up)?;
-        let out = step::output_buffer(ctx, "ffn out", (gate.len() * 4) as u64)?;
-        let b = kernel.bind(ctx, &step_buf, &g, &u, &out, width as u32, act, n_tokens)?;
-        step::submit_pass(ctx, "ffn_act", |pass| kernel.encode(pass, &b, n_tokens))?;
-        ctx.read_f32(&out, gate.len())
-    }
-
-    /// `x * s` on the GPU in one submit (in place on the uploaded copy). For tests and tools.
-    pub fn run_scale(ctx: &GpuContext, x: &[f32], width: usize, s: f32) -> Result<Vec<f32>> {
-        if width == 0 || x.len() % width != 0 {
-            return Err(Error::Gpu("scale: ragged rows".into()));
-        }
-        let n_tokens = (x.len() / width) as u32;
-        if n_tokens == 0 {
-            return Ok(Vec::new());
-        }
-        let kernel = Self::new(ctx)?;
-        let step_buf = step::create_step_buffer(ctx, Step::new(0, n_tokens))?;
-        let gx = step::input_buffer(ctx, "scale x", x)?;
-        let b = kernel.bind_scale(ctx, &step_buf, &gx, width as u32, s, n_tokens)?;
-        step::submit_pass(ctx, "scale", |pass| kernel.encode_scale(pass, &b, n_tokens))?;
-        ctx.read_f32(&gx, x.len())
     }
 }
 

@@ -6,8 +6,8 @@
 
 use crate::gpu::alloc::GpuBuffer;
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernels::step::{self, Step};
-use crate::gpu::shaders;
+use crate::gpu::kernels::step;
+use crate::gpu::{pipeline, shaders};
 use crate::kv::quant::hadamard_size;
 use crate::{Error, Result};
 
@@ -40,17 +40,16 @@ pub struct HadamardBinding {
 
 impl HadamardKernel {
     pub fn new(ctx: &GpuContext) -> Result<Self> {
-        let (layout, mut pipelines) = step::build_pipelines(
+        let (layout, mut pipelines) = pipeline::build_with_layout(
             ctx,
             "hadamard",
-            shaders::HADAMARD,
             &[
-                step::uniform_entry(0),
-                step::uniform_entry(1),
-                step::storage_entry(2, false),
+                pipeline::uniform_entry(0),
+                pipeline::uniform_entry(1),
+                pipeline::storage_entry(2, false),
             ],
-            &["hadamard"],
-        );
+            &[(shaders::get("hadamard")?, &["hadamard"])],
+        )?;
         Ok(Self {
             layout,
             pipeline: pipelines.remove(0),
@@ -119,22 +118,6 @@ impl HadamardKernel {
         pass.set_bind_group(0, &binding.bind_group, &[]);
         pass.dispatch_workgroups(x, y, 1);
         Ok(())
-    }
-
-    /// Rotates `x` (`[n_tokens, rows_per_token, width]`) on the GPU and reads it back. For
-    /// tests and tools.
-    pub fn run(ctx: &GpuContext, x: &[f32], width: u32, rows_per_token: u32) -> Result<Vec<f32>> {
-        let token = (width * rows_per_token) as usize;
-        if token == 0 || x.len() % token != 0 || x.is_empty() {
-            return Err(Error::Gpu("hadamard: ragged rows".into()));
-        }
-        let n_tokens = (x.len() / token) as u32;
-        let kernel = Self::new(ctx)?;
-        let step_buf = step::create_step_buffer(ctx, Step::new(0, n_tokens))?;
-        let gx = step::input_buffer(ctx, "hadamard x", x)?;
-        let b = kernel.bind(ctx, &step_buf, &gx, width, rows_per_token, n_tokens)?;
-        step::submit_pass(ctx, "hadamard", |pass| kernel.encode(pass, &b, n_tokens))?;
-        ctx.read_f32(&gx, x.len())
     }
 }
 

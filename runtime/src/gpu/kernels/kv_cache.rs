@@ -7,8 +7,8 @@
 
 use crate::gpu::alloc::GpuBuffer;
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernels::step::{self, Step};
-use crate::gpu::shaders;
+use crate::gpu::kernels::step;
+use crate::gpu::{pipeline, shaders};
 use crate::kv::quant::{decode_block, round_trip};
 use crate::kv::{KvType, LayerLayout, SideLayout, BLOCK};
 use crate::{Error, Result};
@@ -77,7 +77,7 @@ fn layout_uniform(l: &LayerLayout) -> Result<LayoutUniform> {
     let v_base = u32::try_from(l.k.words())
         .ok()
         .filter(|_| l.k.words() + l.v.words() <= u64::from(u32::MAX))
-        .ok_or_else(|| Error::Unsupported("kv cache: one layer exceeds 16 GiB".into()))?;
+        .ok_or_else(|| Error::InvalidArgument("kv cache: one layer exceeds 16 GiB".into()))?;
     Ok(LayoutUniform {
         n_kv_heads: n,
         sinks: l.policy.sinks,
@@ -107,7 +107,7 @@ impl KvLayerCache {
         let bytes = layout.bytes();
         let max = ctx.limits().max_storage_buffer_binding_size;
         if bytes > max {
-            return Err(Error::Unsupported(format!(
+            return Err(Error::Gpu(format!(
                 "one layer's KV cache needs {bytes} bytes, over this device's {max}-byte binding \
                  limit: use a smaller --window or a smaller cache type"
             )));
@@ -278,19 +278,18 @@ pub struct KvWriteBinding {
 impl KvWriteKernel {
     pub fn new(ctx: &GpuContext) -> Result<Self> {
         let source = shaders::kv_source(shaders::KV_WRITE_TEMPLATE)?;
-        let (layout, mut pipelines) = step::build_pipelines(
+        let (layout, mut pipelines) = pipeline::build_with_layout(
             ctx,
             "kv_write",
-            &source,
             &[
-                step::uniform_entry(0),
-                step::uniform_entry(1),
-                step::storage_entry(2, true),
-                step::storage_entry(3, true),
-                step::storage_entry(4, false),
+                pipeline::uniform_entry(0),
+                pipeline::uniform_entry(1),
+                pipeline::storage_entry(2, true),
+                pipeline::storage_entry(3, true),
+                pipeline::storage_entry(4, false),
             ],
-            &["kv_write", "kv_mean"],
-        );
+            &[(&source, &["kv_write", "kv_mean"])],
+        )?;
         let mean = pipelines.remove(1);
         Ok(Self {
             layout,
@@ -373,33 +372,6 @@ impl KvWriteKernel {
         pass.set_pipeline(&self.pipeline);
         pass.dispatch_workgroups(x, y, 1);
         Ok(())
-    }
-
-    /// Writes `k` / `v` (f32, `n` tokens) at positions `pos..pos + n` in one submit. For
-    /// tests and tools; read the cache back with [`GpuContext::read_bytes`].
-    pub fn run(
-        &self,
-        ctx: &GpuContext,
-        cache: &KvLayerCache,
-        pos: u32,
-        k: &[f32],
-        v: &[f32],
-    ) -> Result<()> {
-        let sh = cache.layout.shape;
-        let kt = (sh.n_kv_heads * sh.head_dim) as usize;
-        let vt = (sh.n_kv_heads * sh.head_dim_v) as usize;
-        if k.len() % kt != 0 || v.len() % vt != 0 || k.len() / kt != v.len() / vt {
-            return Err(Error::Gpu("kv_write: ragged k/v".into()));
-        }
-        let n_tokens = (k.len() / kt) as u32;
-        if n_tokens == 0 {
-            return Ok(());
-        }
-        let step_buf = step::create_step_buffer(ctx, Step::new(pos, n_tokens))?;
-        let gk = step::input_buffer(ctx, "kv_write k", k)?;
-        let gv = step::input_buffer(ctx, "kv_write v", v)?;
-        let b = self.bind(ctx, &step_buf, &gk, &gv, cache, n_tokens)?;
-        step::submit_pass(ctx, "kv_write", |pass| self.encode(pass, &b, n_tokens))
     }
 }
 

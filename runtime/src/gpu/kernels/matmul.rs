@@ -15,17 +15,12 @@ use crate::gguf::GgmlType;
 use crate::gpu::alloc::GpuBuffer;
 use crate::gpu::context::GpuContext;
 use crate::gpu::kernels::dispatch_grid;
-use crate::gpu::kernels::step::{self, Step};
-use crate::gpu::shaders;
+use crate::gpu::kernels::step;
 use crate::gpu::weights::GpuWeight;
+use crate::gpu::{pipeline, shaders};
 use crate::{Error, Result};
 
-/// Rows per workgroup (both tilings); baked into the shader as `ROWS`.
-pub const ROWS: u32 = 4;
-/// Tokens per workgroup for prefill (`n_tokens > 1`).
-pub const PREFILL_TILE: u32 = 8;
-/// Tokens per workgroup for decode (`n_tokens == 1`).
-pub const DECODE_TILE: u32 = 1;
+pub use crate::gpu::shaders::matmul_tiles::{DECODE_TILE, PREFILL_TILE, ROWS};
 /// Threads per workgroup; must match `@workgroup_size` in `shaders/matmul.wgsl`.
 pub const WORKGROUP_SIZE: u32 = 64;
 
@@ -94,59 +89,17 @@ pub fn matmul_ref(
 /// The five-binding layout shared by matmul and embedding: step and params uniforms, the weight
 /// chunk, the input and the output.
 pub(crate) fn weight_kernel_layout(device: &wgpu::Device, label: &str) -> wgpu::BindGroupLayout {
-    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-        label: Some(label),
-        entries: &[
-            step::uniform_entry(0),
-            step::uniform_entry(1),
-            step::storage_entry(2, true),
-            step::storage_entry(3, true),
-            step::storage_entry(4, false),
+    pipeline::layout(
+        device,
+        label,
+        &[
+            pipeline::uniform_entry(0),
+            pipeline::uniform_entry(1),
+            pipeline::storage_entry(2, true),
+            pipeline::storage_entry(3, true),
+            pipeline::storage_entry(4, false),
         ],
-    })
-}
-
-/// Compiles `source` into a compute pipeline with entry point `main`; shader errors are
-/// returned, not raised through wgpu's uncaptured-error handler.
-pub(crate) fn build_pipeline(
-    device: &wgpu::Device,
-    layout: &wgpu::BindGroupLayout,
-    label: &str,
-    source: String,
-) -> Result<wgpu::ComputePipeline> {
-    build_pipeline_at(device, layout, label, source, "main")
-}
-
-/// As [`build_pipeline`], with the entry point named `entry`.
-pub(crate) fn build_pipeline_at(
-    device: &wgpu::Device,
-    layout: &wgpu::BindGroupLayout,
-    label: &str,
-    source: String,
-    entry: &str,
-) -> Result<wgpu::ComputePipeline> {
-    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some(label),
-        source: wgpu::ShaderSource::Wgsl(source.into()),
-    });
-    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-        label: Some(label),
-        bind_group_layouts: &[Some(layout)],
-        immediate_size: 0,
-    });
-    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: Some(label),
-        layout: Some(&pipeline_layout),
-        module: &module,
-        entry_point: Some(entry),
-        compilation_options: Default::default(),
-        cache: None,
-    });
-    if let Some(e) = pollster::block_on(scope.pop()) {
-        return Err(Error::Gpu(format!("cannot build pipeline `{label}`: {e}")));
-    }
-    Ok(pipeline)
+    )
 }
 
 /// `buffer` bound from 0 for `bytes` bytes, after checking it is large enough and bindable.
@@ -244,22 +197,23 @@ impl MatmulKernel {
         if let Some(p) = cache.get(&ty) {
             return Ok(p.clone());
         }
-        let name = shaders::quant_name(ty)
-            .ok_or_else(|| Error::Unsupported(format!("no GPU matmul for weights of type {ty}")))?;
+        let name = ty.gpu_snippet().ok_or_else(|| {
+            Error::UnsupportedModel(format!("no GPU matmul for weights of type {ty}"))
+        })?;
         let entry = entry_point(self.strategy);
         let p = Pipelines {
-            decode: build_pipeline_at(
+            decode: pipeline::build_one(
                 &self.device,
-                &self.layout,
                 &format!("matvec_{name}"),
-                shaders::matmul_source(ty, DECODE_TILE, ROWS)?,
+                &self.layout,
+                &shaders::matmul_source(ty, DECODE_TILE, ROWS)?,
                 entry,
             )?,
-            prefill: build_pipeline_at(
+            prefill: pipeline::build_one(
                 &self.device,
-                &self.layout,
                 &format!("matmul_{name}"),
-                shaders::matmul_source(ty, PREFILL_TILE, ROWS)?,
+                &self.layout,
+                &shaders::matmul_source(ty, PREFILL_TILE, ROWS)?,
                 entry,
             )?,
         };
@@ -361,13 +315,23 @@ impl MatmulKernel {
     }
 
     /// Records `y = W x` for `n_tokens` tokens (at most the binding's `max_tokens`; more are
-    /// clamped) into `pass`: one dispatch per weight chunk, nothing allocated. `n_tokens` must
+    /// refused) into `pass`: one dispatch per weight chunk, nothing allocated. `n_tokens` must
     /// equal the `n_tokens` the step uniform will hold at submit (the dispatch is sized from
     /// it, the shader bound-checks against the uniform).
-    pub fn encode(&self, pass: &mut wgpu::ComputePass, binding: &MatmulBinding, n_tokens: u32) {
-        let n_tokens = n_tokens.min(binding.max_tokens);
+    pub fn encode(
+        &self,
+        pass: &mut wgpu::ComputePass,
+        binding: &MatmulBinding,
+        n_tokens: u32,
+    ) -> Result<()> {
+        if n_tokens > binding.max_tokens {
+            return Err(Error::Gpu(format!(
+                "matmul: {n_tokens} tokens exceed the {} bound",
+                binding.max_tokens
+            )));
+        }
         if n_tokens == 0 {
-            return;
+            return Ok(());
         }
         let (pipeline, tiles) = if n_tokens == 1 {
             (&binding.pipelines.decode, 1)
@@ -379,64 +343,7 @@ impl MatmulKernel {
             pass.set_bind_group(0, &chunk.bind_group, &[]);
             pass.dispatch_workgroups(chunk.grid.0, chunk.grid.1, tiles);
         }
-    }
-
-    /// Uploads `x` (`n_tokens` rows of `weight.cols()` values), computes `W x` in one submit
-    /// and reads y (`n_tokens` rows of `weight.rows()` values) back. For tests and tools.
-    pub fn run(ctx: &GpuContext, weight: &GpuWeight, x: &[f32], n_tokens: u32) -> Result<Vec<f32>> {
-        let kernel = MatmulKernel::new(ctx)?;
-        kernel.run_with(ctx, weight, x, n_tokens)
-    }
-
-    /// As [`MatmulKernel::run`] with this kernel's pipelines (no recompilation).
-    pub fn run_with(
-        &self,
-        ctx: &GpuContext,
-        weight: &GpuWeight,
-        x: &[f32],
-        n_tokens: u32,
-    ) -> Result<Vec<f32>> {
-        let (k, n) = (weight.cols() as usize, weight.rows() as usize);
-        if n_tokens == 0 {
-            return Ok(Vec::new());
-        }
-        if x.len() != k * n_tokens as usize {
-            return Err(Error::Gpu(format!(
-                "matmul: x holds {} values, {n_tokens} tokens of {k} need {}",
-                x.len(),
-                k * n_tokens as usize
-            )));
-        }
-        // Whole vec4s, as the shader reads x.
-        let mut padded = x.to_vec();
-        padded.resize(x.len().next_multiple_of(4), 0.0);
-        let gx = ctx.create_buffer_init(
-            "matmul x",
-            bytemuck::cast_slice(&padded),
-            wgpu::BufferUsages::STORAGE,
-        )?;
-        let y_len = n * n_tokens as usize;
-        let gy = ctx.create_buffer(
-            "matmul y",
-            (y_len * 4) as u64,
-            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-        )?;
-        let step_buf = step::create_step_buffer(ctx, Step::new(0, n_tokens))?;
-        let binding = self.bind(ctx, weight, &gx, &gy, &step_buf, n_tokens)?;
-        let mut encoder = ctx
-            .device()
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("matmul"),
-            });
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("matmul"),
-                timestamp_writes: None,
-            });
-            self.encode(&mut pass, &binding, n_tokens);
-        }
-        ctx.queue().submit([encoder.finish()]);
-        ctx.read_f32(&gy, y_len)
+        Ok(())
     }
 }
 

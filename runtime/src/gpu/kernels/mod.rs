@@ -1,5 +1,7 @@
-//! Compute kernels, one per file: each holds its pipeline (built once), an `encode` that records
-//! into a caller's command encoder, a test-friendly `run`, and its CPU reference twin.
+//! Compute kernels, one per file: each holds its pipelines (built once per device), a `bind`
+//! that validates buffers and builds bind groups once, an `encode` that only records into a
+//! caller's compute pass (and refuses a step larger than it was bound for), and its CPU
+//! reference twin. [`Kernels`] is the set an engine builds once.
 
 pub mod add;
 pub mod attention;
@@ -14,8 +16,51 @@ pub mod step;
 pub mod strategy;
 
 pub use add::{add_ref, AddKernel};
+pub use strategy::Strategy;
 
+use crate::gpu::GpuContext;
 use crate::{Error, Result};
+
+/// Every compute pipeline the forward pass uses, built once per engine.
+pub struct Kernels {
+    pub embedding: embedding::EmbeddingKernel,
+    pub matmul: matmul::MatmulKernel,
+    pub rms_norm: rms_norm::RmsNormKernel,
+    pub rope: rope::RopeKernel,
+    pub kv_write: kv_cache::KvWriteKernel,
+    pub attention: attention::AttentionKernel,
+    pub ffn_act: ffn_act::FfnActKernel,
+    pub hadamard: hadamard::HadamardKernel,
+    pub add: AddKernel,
+}
+
+impl Kernels {
+    /// The kernels with this device's [`Strategy`].
+    pub fn new(ctx: &GpuContext) -> Result<Self> {
+        Self::with_strategy(ctx, Strategy::for_device(ctx))
+    }
+
+    /// The kernels with a chosen [`Strategy`] for matmul and attention (tests and the
+    /// self-check run both on any device).
+    pub fn with_strategy(ctx: &GpuContext, strategy: Strategy) -> Result<Self> {
+        Ok(Self {
+            embedding: embedding::EmbeddingKernel::new(ctx)?,
+            matmul: matmul::MatmulKernel::with_strategy(ctx, strategy)?,
+            rms_norm: rms_norm::RmsNormKernel::new(ctx)?,
+            rope: rope::RopeKernel::new(ctx)?,
+            kv_write: kv_cache::KvWriteKernel::new(ctx)?,
+            attention: attention::AttentionKernel::with_strategy(ctx, strategy)?,
+            ffn_act: ffn_act::FfnActKernel::new(ctx)?,
+            hadamard: hadamard::HadamardKernel::new(ctx)?,
+            add: AddKernel::new(ctx)?,
+        })
+    }
+
+    /// The strategy of the heavy kernels.
+    pub fn strategy(&self) -> Strategy {
+        self.attention.strategy()
+    }
+}
 
 /// Splits `groups` workgroups into an (x, y) grid with x, y <= `max_per_dim`, for kernels
 /// that index elements as `gid.y * (x * workgroup_size) + gid.x`. A 1-D grid when it fits.

@@ -4,8 +4,8 @@
 
 use crate::gpu::alloc::GpuBuffer;
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernels::step::{self, Step};
-use crate::gpu::shaders;
+use crate::gpu::kernels::step;
+use crate::gpu::{pipeline, shaders};
 use crate::{Error, Result};
 
 /// The shader's `Params` uniform.
@@ -61,19 +61,18 @@ pub struct RmsNormBinding {
 
 impl RmsNormKernel {
     pub fn new(ctx: &GpuContext) -> Result<Self> {
-        let (layout, mut pipelines) = step::build_pipelines(
+        let (layout, mut pipelines) = pipeline::build_with_layout(
             ctx,
             "rms_norm",
-            shaders::RMS_NORM,
             &[
-                step::uniform_entry(0),
-                step::uniform_entry(1),
-                step::storage_entry(2, true),
-                step::storage_entry(3, true),
-                step::storage_entry(4, false),
+                pipeline::uniform_entry(0),
+                pipeline::uniform_entry(1),
+                pipeline::storage_entry(2, true),
+                pipeline::storage_entry(3, true),
+                pipeline::storage_entry(4, false),
             ],
-            &["rms_norm"],
-        );
+            &[(shaders::get("rms_norm")?, &["rms_norm"])],
+        )?;
         Ok(Self {
             layout,
             pipeline: pipelines.remove(0),
@@ -158,44 +157,6 @@ impl RmsNormKernel {
         pass.set_bind_group(0, &binding.bind_group, &[]);
         pass.dispatch_workgroups(x, y, 1);
         Ok(())
-    }
-
-    /// Uploads `x` (rows of `width`) and `weight`, normalizes on the GPU in one submit and
-    /// reads the result back. For tests and tools.
-    pub fn run(
-        ctx: &GpuContext,
-        x: &[f32],
-        width: usize,
-        weight: Option<&[f32]>,
-        eps: f32,
-    ) -> Result<Vec<f32>> {
-        if width == 0 || x.len() % width != 0 {
-            return Err(Error::Gpu("rms_norm: ragged rows".into()));
-        }
-        let rows = (x.len() / width) as u32;
-        if rows == 0 {
-            return Ok(Vec::new());
-        }
-        let kernel = Self::new(ctx)?;
-        let step_buf = step::create_step_buffer(ctx, Step::new(0, rows))?;
-        let gx = step::input_buffer(ctx, "rms_norm x", x)?;
-        let gw = weight
-            .map(|w| step::input_buffer(ctx, "rms_norm weight", w))
-            .transpose()?;
-        let out = step::output_buffer(ctx, "rms_norm out", (x.len() * 4) as u64)?;
-        let binding = kernel.bind(
-            ctx,
-            &step_buf,
-            &gx,
-            gw.as_ref(),
-            &out,
-            width as u32,
-            1,
-            eps,
-            rows,
-        )?;
-        step::submit_pass(ctx, "rms_norm", |pass| kernel.encode(pass, &binding, rows))?;
-        ctx.read_f32(&out, x.len())
     }
 }
 

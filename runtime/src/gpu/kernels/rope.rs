@@ -7,8 +7,8 @@
 
 use crate::gpu::alloc::GpuBuffer;
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernels::step::{self, Step};
-use crate::gpu::shaders;
+use crate::gpu::kernels::step;
+use crate::gpu::{pipeline, shaders};
 use crate::model::RopeLayout;
 use crate::{Error, Result};
 
@@ -31,7 +31,7 @@ pub struct RopeParams {
 }
 
 impl RopeParams {
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         if self.n_heads == 0
             || self.head_dim == 0
             || self.rope_dim % 2 != 0
@@ -121,31 +121,29 @@ pub struct RopeBinding {
 
 impl RopeKernel {
     pub fn new(ctx: &GpuContext) -> Result<Self> {
-        let (layout, mut pipelines) = step::build_pipelines(
+        let (layout, mut pipelines) = pipeline::build_with_layout(
             ctx,
             "rope",
-            shaders::ROPE,
             &[
-                step::uniform_entry(0),
-                step::uniform_entry(1),
-                step::storage_entry(2, true),
-                step::storage_entry(3, false),
+                pipeline::uniform_entry(0),
+                pipeline::uniform_entry(1),
+                pipeline::storage_entry(2, true),
+                pipeline::storage_entry(3, false),
             ],
-            &["rope"],
-        );
-        let (layout_from, mut from) = step::build_pipelines(
+            &[(shaders::get("rope")?, &["rope"])],
+        )?;
+        let (layout_from, mut from) = pipeline::build_with_layout(
             ctx,
             "rope_from",
-            shaders::ROPE,
             &[
-                step::uniform_entry(0),
-                step::uniform_entry(1),
-                step::storage_entry(2, true),
-                step::storage_entry(3, false),
-                step::storage_entry(4, true),
+                pipeline::uniform_entry(0),
+                pipeline::uniform_entry(1),
+                pipeline::storage_entry(2, true),
+                pipeline::storage_entry(3, false),
+                pipeline::storage_entry(4, true),
             ],
-            &["rope_from"],
-        );
+            &[(shaders::get("rope")?, &["rope_from"])],
+        )?;
         Ok(Self {
             layout,
             pipeline: pipelines.remove(0),
@@ -270,49 +268,6 @@ impl RopeKernel {
         pass.set_bind_group(0, &binding.bind_group, &[]);
         pass.dispatch_workgroups(x, y, 1);
         Ok(())
-    }
-
-    /// Uploads `x` (`[n_tokens, n_heads, head_dim]`, token `t` at position `pos + t`),
-    /// rotates it on the GPU in one submit and reads it back. For tests and tools.
-    pub fn run(ctx: &GpuContext, x: &[f32], pos: u32, params: &RopeParams) -> Result<Vec<f32>> {
-        params.check()?;
-        let token = (params.n_heads * params.head_dim) as usize;
-        if x.len() % token != 0 {
-            return Err(Error::Gpu("rope: ragged tokens".into()));
-        }
-        let n_tokens = (x.len() / token) as u32;
-        if n_tokens == 0 {
-            return Ok(Vec::new());
-        }
-        let kernel = Self::new(ctx)?;
-        let step_buf = step::create_step_buffer(ctx, Step::new(pos, n_tokens))?;
-        let gx = step::input_buffer(ctx, "rope x", x)?;
-        let binding = kernel.bind(ctx, &step_buf, &gx, params, n_tokens)?;
-        step::submit_pass(ctx, "rope", |pass| kernel.encode(pass, &binding, n_tokens))?;
-        ctx.read_f32(&gx, x.len())
-    }
-
-    /// [`RopeKernel::run`] out of place (`rope_from`): `x` stays as it is on the device and
-    /// the rotation is written to a second buffer, which is read back.
-    pub fn run_from(
-        ctx: &GpuContext,
-        x: &[f32],
-        pos: u32,
-        params: &RopeParams,
-    ) -> Result<Vec<f32>> {
-        params.check()?;
-        let token = (params.n_heads * params.head_dim) as usize;
-        if x.len() % token != 0 || x.is_empty() {
-            return Err(Error::Gpu("rope: ragged tokens".into()));
-        }
-        let n_tokens = (x.len() / token) as u32;
-        let kernel = Self::new(ctx)?;
-        let step_buf = step::create_step_buffer(ctx, Step::new(pos, n_tokens))?;
-        let gx = step::input_buffer(ctx, "rope src", x)?;
-        let out = step::output_buffer(ctx, "rope dst", (x.len() * 4) as u64)?;
-        let binding = kernel.bind_from(ctx, &step_buf, &gx, &out, params, n_tokens)?;
-        step::submit_pass(ctx, "rope", |pass| kernel.encode(pass, &binding, n_tokens))?;
-        ctx.read_f32(&out, x.len())
     }
 }
 

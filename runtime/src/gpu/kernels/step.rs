@@ -1,12 +1,13 @@
 //! The per-step uniform shared by the transformer kernels, and the small helpers they share
 //! to build pipelines and bind groups.
 //!
-//! Kernel contract (rms_norm, rope, ffn_act, kv_cache, attention):
+//! Kernel contract (every kernel):
 //! - `Kernel::new(ctx)` compiles the shader and builds its pipelines once per device;
 //! - `kernel.bind(ctx, buffers..., static params)` validates buffer sizes and creates the bind
 //!   group and the static-parameter uniform once (per layer and buffer set);
 //! - `kernel.encode(pass, &binding, n_tokens)` only records dispatches into a compute pass:
-//!   no allocation, no bind-group creation. A whole forward step is one encoder, one submit;
+//!   no allocation, no bind-group creation, and a step larger than the binding's `max_tokens`
+//!   is refused. A whole forward step is one encoder, one submit;
 //! - per-step values (batch size, position) are read by the shaders from the caller's
 //!   [`Step`] uniform buffer, written with `queue.write_buffer` before each submit.
 
@@ -54,84 +55,6 @@ pub fn create_step_buffer(ctx: &GpuContext, step: Step) -> Result<GpuBuffer> {
 pub fn write_step(ctx: &GpuContext, buffer: &GpuBuffer, step: Step) {
     ctx.queue()
         .write_buffer(buffer, 0, bytemuck::bytes_of(&step));
-}
-
-pub(crate) fn uniform_entry(binding: u32) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Uniform,
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        },
-        count: None,
-    }
-}
-
-pub(crate) fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Storage { read_only },
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        },
-        count: None,
-    }
-}
-
-/// Compiles `source` and builds one pipeline per entry point, all sharing one bind group
-/// layout made of `entries`.
-pub(crate) fn build_pipelines(
-    ctx: &GpuContext,
-    label: &str,
-    source: &str,
-    entries: &[wgpu::BindGroupLayoutEntry],
-    entry_points: &[&str],
-) -> (wgpu::BindGroupLayout, Vec<wgpu::ComputePipeline>) {
-    build_pipelines_from(ctx, label, &[(source, entry_points)], entries)
-}
-
-/// [`build_pipelines`] over several shader modules, given as (source, entry points): every
-/// pipeline shares one bind group layout, so one bind group serves them all.
-pub(crate) fn build_pipelines_from(
-    ctx: &GpuContext,
-    label: &str,
-    modules: &[(&str, &[&str])],
-    entries: &[wgpu::BindGroupLayoutEntry],
-) -> (wgpu::BindGroupLayout, Vec<wgpu::ComputePipeline>) {
-    let device = ctx.device();
-    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-        label: Some(label),
-        entries,
-    });
-    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-        label: Some(label),
-        bind_group_layouts: &[Some(&layout)],
-        immediate_size: 0,
-    });
-    let mut pipelines = Vec::new();
-    for (source, entry_points) in modules {
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(label),
-            source: wgpu::ShaderSource::Wgsl((*source).into()),
-        });
-        for entry in entry_points.iter() {
-            pipelines.push(
-                device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(entry),
-                    layout: Some(&pipeline_layout),
-                    module: &module,
-                    entry_point: Some(entry),
-                    compilation_options: Default::default(),
-                    cache: None,
-                }),
-            );
-        }
-    }
-    (layout, pipelines)
 }
 
 /// A bind group binding each buffer whole, at bindings 0, 1, 2, ... in order.
@@ -214,47 +137,6 @@ pub(crate) fn thread_grid(
     let groups = u32::try_from(threads.div_ceil(u64::from(wg_size)))
         .map_err(|_| Error::Gpu(format!("{kernel}: {threads} threads is too many")))?;
     dispatch_grid(groups, max_groups)
-}
-
-/// A buffer with `STORAGE | COPY_SRC` for outputs read back by `run` helpers.
-pub(crate) fn output_buffer(ctx: &GpuContext, label: &str, bytes: u64) -> Result<GpuBuffer> {
-    ctx.create_buffer(
-        label,
-        bytes.max(4),
-        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-    )
-}
-
-/// A read-only input buffer holding `data` (at least 4 bytes).
-pub(crate) fn input_buffer(ctx: &GpuContext, label: &str, data: &[f32]) -> Result<GpuBuffer> {
-    if data.is_empty() {
-        return ctx.create_buffer(label, 4, wgpu::BufferUsages::STORAGE);
-    }
-    ctx.create_buffer_init(
-        label,
-        bytemuck::cast_slice(data),
-        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-    )
-}
-
-/// Runs `record` in one compute pass of one encoder and submits it.
-pub(crate) fn submit_pass(
-    ctx: &GpuContext,
-    label: &str,
-    record: impl FnOnce(&mut wgpu::ComputePass<'_>) -> Result<()>,
-) -> Result<()> {
-    let mut encoder = ctx
-        .device()
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
-    {
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(label),
-            timestamp_writes: None,
-        });
-        record(&mut pass)?;
-    }
-    ctx.queue().submit([encoder.finish()]);
-    Ok(())
 }
 
 #[cfg(test)]

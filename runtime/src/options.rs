@@ -1,6 +1,24 @@
-//! How an engine is loaded.
+//! How an engine is loaded: its cache, its memory budget, how many sessions share it, and
+//! whether the device's kernels are checked first. The memory plan ([`crate::budget`]) and the
+//! engine ([`crate::engine`]) both read these.
+
+use std::path::PathBuf;
 
 use crate::kv::{KvConfig, KvType};
+
+/// When the engine checks the device's kernels against their CPU twins before trusting them
+/// ([`crate::selfcheck`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SelfCheck {
+    /// On the first load on an adapter and driver version; the verdict is kept on disk and
+    /// later loads on the same adapter and driver skip the check.
+    #[default]
+    FirstRun,
+    /// On every load.
+    Always,
+    /// Never (for measurements; a broken driver then gives wrong output silently).
+    Off,
+}
 
 /// Options for [`crate::engine::Engine::load`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +48,14 @@ pub struct EngineOptions {
     /// vocabulary). Without it a session that scores allocates them anyway, counted against
     /// the budget like everything else.
     pub scoring: bool,
+    /// Sessions that may be open at once; the plan reserves a cache and scratch for each,
+    /// and opening one more than the budget holds is refused.
+    pub max_sessions: usize,
+    /// When to check the device's kernels.
+    pub self_check: SelfCheck,
+    /// Where the self-check keeps its verdicts; `None`: `voyager/selfcheck` in the user's
+    /// cache directory (`$VOYAGER_CACHE_DIR` overrides it).
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl EngineOptions {
@@ -38,6 +64,8 @@ impl EngineOptions {
     pub const DEFAULT_CONTEXT: usize = 4096;
     /// The smallest window the planner will choose.
     pub const MIN_WINDOW: u32 = 64;
+    /// The most sessions one engine plans for.
+    pub const MAX_SESSIONS: usize = 256;
 
     /// The cache configuration for a window of `window` tokens.
     pub fn kv_config(&self, window: u32) -> KvConfig {
@@ -67,6 +95,9 @@ impl Default for EngineOptions {
             mem_budget: None,
             batch: 32,
             scoring: false,
+            max_sessions: 1,
+            self_check: SelfCheck::default(),
+            cache_dir: None,
         }
     }
 }
