@@ -17,6 +17,7 @@
 
 pub mod arch;
 pub mod budget;
+pub mod device_record;
 pub mod engine;
 pub mod error;
 pub mod files;
@@ -25,6 +26,7 @@ pub mod gpu;
 pub mod kv;
 pub mod model;
 pub mod options;
+pub mod process_memory;
 pub mod quant;
 pub mod rng;
 pub mod selfcheck;

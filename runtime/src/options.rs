@@ -53,9 +53,13 @@ pub struct EngineOptions {
     pub max_sessions: usize,
     /// When to check the device's kernels.
     pub self_check: SelfCheck,
-    /// Where the self-check keeps its verdicts; `None`: `voyager/selfcheck` in the user's
-    /// cache directory (`$VOYAGER_CACHE_DIR` overrides it).
+    /// Where the self-check keeps its verdicts (and the driver memory measured per device);
+    /// `None`: `voyager/selfcheck` in the user's cache directory (`$VOYAGER_CACHE_DIR`
+    /// overrides it).
     pub cache_dir: Option<PathBuf>,
+    /// Process memory of the GPU driver and compiled pipelines; `None`: measured at load
+    /// (and, before any device exists, the figure remembered from the last load here).
+    pub driver_memory: Option<u64>,
 }
 
 impl EngineOptions {
@@ -98,6 +102,7 @@ impl Default for EngineOptions {
             max_sessions: 1,
             self_check: SelfCheck::default(),
             cache_dir: None,
+            driver_memory: None,
         }
     }
 }

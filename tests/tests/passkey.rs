@@ -24,10 +24,15 @@ fn prompt() -> String {
     )
 }
 
+/// The driver and pipelines' memory, fixed so that the budget a plan names here gives the
+/// same window at load (a load otherwise measures it).
+const DRIVER: u64 = 100 << 20;
+
 /// The budget whose plan gives a window of `window` tokens.
 fn budget_for(model: &Model, window: u32) -> u64 {
     let options = EngineOptions {
         window: Some(window),
+        driver_memory: Some(DRIVER),
         ..EngineOptions::default()
     };
     plan(model, &options).unwrap().total()
@@ -52,6 +57,7 @@ fn passkey_at_three_budgets() {
         let budget = budget_for(&model, window);
         let options = EngineOptions {
             mem_budget: Some(budget),
+            driver_memory: Some(DRIVER),
             ..EngineOptions::default()
         };
         let engine = Engine::load(&path, &options, &mut |_| {}).unwrap();

@@ -2,12 +2,11 @@
 //!
 //! Golden files come from `tests/scripts/make_tokenizer_golden.py` (see its docstring).
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use serde::Deserialize;
 use voyager_e2e::{fixture_path, model_path};
-use voyager_runtime::gguf::{GgufFile, Metadata};
+use voyager_runtime::gguf::GgufFile;
 use voyager_runtime::tokenizer::{ChatMessage, ChatTemplate, StreamDecoder, Tokenizer};
 
 #[derive(Deserialize)]
@@ -345,13 +344,8 @@ fn pre_tokenizer_variants_match_llama_cpp() {
     let mut failures = Vec::new();
     let mut checked = 0;
     for v in &golden.variants {
-        let mut kv: BTreeMap<String, serde_json::Value> = gguf
-            .metadata()
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect();
-        kv.insert("tokenizer.ggml.pre".into(), v.pre.clone().into());
-        let tok = Tokenizer::from_metadata(&Metadata::new(kv)).unwrap();
+        let md = gguf.metadata().with_string("tokenizer.ggml.pre", &v.pre);
+        let tok = Tokenizer::from_metadata(&md).unwrap();
         for (i, text) in golden.strings.iter().enumerate() {
             checked += 1;
             let ids = tok.encode(text, true).unwrap();

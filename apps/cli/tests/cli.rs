@@ -404,7 +404,7 @@ fn info_prints_the_memory_plan() {
         &model,
         "--json",
         "--mem-budget",
-        "64MiB",
+        "512MiB",
         "-ctk",
         "q8",
         "-ctv",
@@ -415,7 +415,7 @@ fn info_prints_the_memory_plan() {
     assert!(ok, "{stderr}");
     let v: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON object");
     let plan = &v["plan"];
-    assert_eq!(plan["budget"], 64 << 20);
+    assert_eq!(plan["budget"], 512 << 20);
     assert_eq!(plan["cache_type_k"], "q8");
     assert_eq!(plan["cache_type_v"], "q4");
     assert_eq!(plan["sinks"], 4);
@@ -426,11 +426,27 @@ fn info_prints_the_memory_plan() {
     };
     assert!(n("weights") > 0, "{plan}");
     assert!(n("kv") > 0 && n("scratch") > 0);
-    assert_eq!(
-        n("total"),
-        n("weights") + n("kv") + n("scratch") + n("staging")
+    // Every line adds up to the total.
+    let lines: u64 = plan["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let bytes = l["bytes"].as_u64().unwrap();
+            if l["per_session"] == true {
+                bytes * n("sessions")
+            } else {
+                bytes
+            }
+        })
+        .sum();
+    assert_eq!(n("total"), lines, "{plan}");
+    assert_eq!(n("device_buffers"), n("weights") + n("kv") + n("scratch"));
+    assert!(
+        n("driver") > 0 && n("tokenizer") > 0 && n("readback") > 0,
+        "{plan}"
     );
-    assert!(n("total") <= 64 << 20, "{plan}");
+    assert!(n("total") <= 512 << 20, "{plan}");
     assert!(n("window") >= 64, "{plan}");
     // The model's context (256) caps the window when the budget allows more.
     assert!(n("window") + n("sinks") <= 256, "{plan}");
@@ -448,19 +464,25 @@ fn info_prints_the_memory_plan() {
     assert_eq!(v["plan"]["window"], 100);
     assert_eq!(v["plan"]["budget"], serde_json::Value::Null);
 
-    let (ok, stdout, stderr) = run(&["info", "-m", &model, "--mem-budget", "64MiB"]);
+    let (ok, stdout, stderr) = run(&["info", "-m", &model, "--mem-budget", "512MiB"]);
     assert!(ok, "{stderr}");
     for line in [
         "memory plan",
         "weights",
+        "driver",
+        "tokenizer",
+        "metadata",
+        "staging",
+        "slack",
         "KV cache",
         "scratch",
-        "staging",
+        "readback",
+        "bindings",
         "total",
     ] {
         assert!(stdout.contains(line), "no `{line}` in:\n{stdout}");
     }
-    assert!(stdout.contains("of 64.00 MiB"), "{stdout}");
+    assert!(stdout.contains("of 512.00 MiB"), "{stdout}");
 }
 
 #[test]

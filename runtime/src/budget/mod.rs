@@ -1,10 +1,19 @@
-//! The memory plan: weights + staging (shared by every session) + N x (KV cache + scratch),
-//! within a budget or refused.
+//! The memory plan: everything Voyager causes in the process, within a budget or refused.
 //!
-//! [`plan`] sizes everything an engine and its sessions allocate, from the same formulas the
-//! allocating code uses, before anything is loaded; without an explicit window it picks the
-//! largest one that fits. The GPU context's allocator then enforces the budget on every
-//! buffer, so a plan that was wrong fails loudly instead of overshooting.
+//! The budget is the whole footprint, not just GPU buffers. [`Plan`] has a line for each part:
+//! - shared by every session: weights (device buffers), upload staging, the tokenizer, the
+//!   GGUF metadata and chat template, the GPU driver and compiled pipelines (measured at load,
+//!   remembered per device, estimated before any device exists), and the driver's allocation
+//!   rounding and upload heap;
+//! - per session, times the sessions planned: the KV cache and scratch (device buffers) and
+//!   the logits read back to the CPU with the sampler's candidates.
+//!
+//! [`plan`] sizes all of it from the same formulas the allocating code uses (or from
+//! measurements), before anything is loaded; without an explicit window it picks the largest
+//! one that fits. The GPU context's allocator then enforces what is left for device buffers
+//! on every buffer, so a plan that was wrong fails loudly instead of overshooting. On a CPU
+//! adapter (software Vulkan) and on unified-memory devices, device buffers are process memory
+//! too; on a discrete GPU they are VRAM and the rest is RAM, and the budget covers the sum.
 
 pub mod size;
 
@@ -19,6 +28,31 @@ use crate::{Error, Result};
 
 pub use size::{format_size, format_size_at_least, parse_size};
 
+/// Where the plan's figure for the driver and pipelines comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DriverMemory {
+    /// Measured on this device during this load (resident memory before the device was
+    /// created and after every pipeline the model needs had run once).
+    Measured,
+    /// Measured at an earlier load on the named adapter.
+    Remembered(String),
+    /// A default: no device has been measured on this machine yet.
+    Estimated,
+    /// Given in the options.
+    Given,
+}
+
+impl std::fmt::Display for DriverMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DriverMemory::Measured => f.write_str("measured"),
+            DriverMemory::Remembered(a) => write!(f, "measured at an earlier load on {a}"),
+            DriverMemory::Estimated => f.write_str("estimated: no GPU measured here yet"),
+            DriverMemory::Given => f.write_str("given"),
+        }
+    }
+}
+
 /// What a model needs under some options.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -30,9 +64,24 @@ pub struct Plan {
     pub kv: u64,
     /// Activation buffers, logits, attention partials and uniforms of one session.
     pub scratch: u64,
-    /// The largest temporary upload or readback buffer.
+    /// Upload staging: wgpu's copy of one slice of a tensor and the file's mapped pages of it.
     pub staging: u64,
-    /// Sessions planned for: each has its own cache and scratch.
+    /// The tokenizer: vocabulary, decoded pieces, lookup tables.
+    pub tokenizer: u64,
+    /// GGUF metadata, the tensor table and the chat template.
+    pub metadata: u64,
+    /// Per session: the logits read back to the CPU and the sampler's candidates (and, when
+    /// scoring, every row's logits of a batch).
+    pub readback: u64,
+    /// Per session: the bind groups of its forward pass, in the driver (descriptor sets).
+    pub bindings: u64,
+    /// The GPU driver and the compiled pipelines, in process memory.
+    pub driver: u64,
+    /// Where [`Plan::driver`] comes from.
+    pub driver_source: DriverMemory,
+    /// The driver's allocation rounding and the heap it keeps after uploads.
+    pub slack: u64,
+    /// Sessions planned for: each has its own cache, scratch and readback.
     pub sessions: usize,
     /// The cache chosen.
     pub kv_config: KvConfig,
@@ -46,21 +95,91 @@ impl Plan {
         self.shared() + self.sessions as u64 * self.per_session()
     }
 
-    /// What the engine holds whatever the number of sessions: weights and staging.
+    /// What the engine holds whatever the number of sessions.
     pub fn shared(&self) -> u64 {
-        self.weights + self.staging
+        self.weights + self.staging + self.tokenizer + self.metadata + self.driver + self.slack
     }
 
-    /// What each open session holds: its KV cache and scratch.
+    /// What each open session holds: its KV cache, scratch, readback and bindings.
     pub fn per_session(&self) -> u64 {
+        self.kv + self.scratch + self.readback + self.bindings
+    }
+
+    /// Device buffers of one session (what the allocator counts when a session opens).
+    pub fn session_buffers(&self) -> u64 {
         self.kv + self.scratch
     }
+
+    /// Device buffers in all: what the allocator counts.
+    pub fn device_buffers(&self) -> u64 {
+        self.weights + self.sessions as u64 * self.session_buffers()
+    }
+
+    /// Everything that is not a device buffer: the allocator's limit is the budget less this.
+    pub fn outside_buffers(&self) -> u64 {
+        self.total() - self.device_buffers()
+    }
+
+    /// Every line, as (name, bytes, per session), in the order `voyager info` shows them.
+    pub fn lines(&self) -> Vec<(&'static str, u64, bool)> {
+        vec![
+            ("weights", self.weights, false),
+            ("driver and pipelines", self.driver, false),
+            ("tokenizer", self.tokenizer, false),
+            ("metadata and template", self.metadata, false),
+            ("upload staging", self.staging, false),
+            ("allocation slack", self.slack, false),
+            ("KV cache", self.kv, true),
+            ("scratch", self.scratch, true),
+            ("logits readback", self.readback, true),
+            ("bindings", self.bindings, true),
+        ]
+    }
 }
+
+/// Driver and pipeline memory assumed before any device has been measured on this machine:
+/// lavapipe measured 95-110 MiB here (docs/MEMORY.md); GPU drivers vary, and the first load
+/// measures the real figure.
+pub const DEFAULT_DRIVER_BYTES: u64 = 128 << 20;
+
+/// The driver's rounding of buffer allocations and the heap it keeps after uploads, as a
+/// fixed part plus a share of the weights (lavapipe: 5-7 MiB over 92-235 MiB of weights, and
+/// under 1 MiB at a session's first step; docs/MEMORY.md).
+const SLACK_FIXED: u64 = 8 << 20;
+const SLACK_PER_MILLE: u64 = 20;
+
+/// A session's bind groups (hundreds: one per op and weight chunk) live in the driver as
+/// descriptor sets; lavapipe took 1.8 MiB for Gemma 3's 18 layers and 3 MiB for SmolLM2's 30
+/// when a session opened (docs/MEMORY.md).
+const BINDINGS_PER_LAYER: u64 = 128 << 10;
+const BINDINGS_FIXED: u64 = 256 << 10;
 
 /// Plans `model` under `options`; refuses a budget that cannot hold the weights and a cache of
 /// [`EngineOptions::MIN_WINDOW`] tokens (or the window asked for), naming the smallest budget
 /// that would.
 pub fn plan(model: &Model, options: &EngineOptions) -> Result<Plan> {
+    let (driver, source) = match options.driver_memory {
+        Some(bytes) => (bytes, DriverMemory::Given),
+        None => {
+            let pipelines = crate::device_record::pipelines_key(model.weight_types());
+            match crate::device_record::records_dir(options.cache_dir.as_deref())
+                .and_then(|d| crate::device_record::remembered_driver_bytes(&d, &pipelines))
+            {
+                Some((bytes, adapter)) => (bytes, DriverMemory::Remembered(adapter)),
+                None => (DEFAULT_DRIVER_BYTES, DriverMemory::Estimated),
+            }
+        }
+    };
+    plan_with_driver(model, options, driver, source)
+}
+
+/// [`plan`] with the driver and pipelines taking `driver` bytes (measured at load).
+pub fn plan_with_driver(
+    model: &Model,
+    options: &EngineOptions,
+    driver: u64,
+    source: DriverMemory,
+) -> Result<Plan> {
     let cfg = &model.config;
     model.check_runs_on_gpu()?;
     if options.batch == 0 || options.batch > 4096 {
@@ -79,7 +198,12 @@ pub fn plan(model: &Model, options: &EngineOptions) -> Result<Plan> {
     let weights = weight_bytes(model);
     let trained = u32::try_from(cfg.context_length).unwrap_or(u32::MAX);
     let max_window = trained.saturating_sub(options.sinks).max(1);
-    let sized = |window: u32| plan_window(model, options, weights, window);
+    let sized = |window: u32| {
+        let mut p = plan_window(model, options, weights, window)?;
+        p.driver = driver;
+        p.driver_source = source.clone();
+        Ok(p)
+    };
     match (options.window, options.mem_budget) {
         (Some(0), _) => Err(Error::InvalidArgument("a window of 0 tokens".into())),
         (Some(w), _) if u64::from(w) + u64::from(options.sinks) > u64::from(trained) => {
@@ -150,23 +274,23 @@ pub fn plan(model: &Model, options: &EngineOptions) -> Result<Plan> {
 }
 
 impl Plan {
-    /// `weights A + staging D + KV B + scratch C` (times N sessions), for messages.
+    /// `weights A + driver B + ... + KV C + ...` (per session times N), for messages.
     pub fn breakdown(&self) -> String {
-        let per = format!(
-            "KV {} + scratch {}",
-            format_size(self.kv),
-            format_size(self.scratch)
-        );
+        let part = |per: bool| {
+            self.lines()
+                .into_iter()
+                .filter(|l| l.2 == per)
+                .map(|(name, bytes, _)| format!("{name} {}", format_size(bytes)))
+                .collect::<Vec<_>>()
+                .join(" + ")
+        };
+        let per = part(true);
         let sessions = if self.sessions == 1 {
             per
         } else {
             format!("{} sessions x ({per})", self.sessions)
         };
-        format!(
-            "weights {} + staging {} + {sessions}",
-            format_size(self.weights),
-            format_size(self.staging),
-        )
+        format!("{} + {sessions}", part(false))
     }
 }
 
@@ -221,12 +345,31 @@ fn plan_window(model: &Model, options: &EngineOptions, weights: u64, window: u32
         + UNIFORMS_FIXED
         + UNIFORMS_PER_LAYER * cfg.n_layers as u64;
     let shapes: Vec<_> = layouts.iter().map(|l| l.shape).collect();
+    let vocab = cfg.vocab_size as u64;
+    // A step's logits (read back once, into their own vector), the previous step's still held
+    // while the next is read, and the sampler's candidates (id, logit, p: 12 bytes each); when
+    // scoring, a whole batch's rows as well.
+    let readback = vocab * (4 + 4 + 12)
+        + if options.scoring {
+            u64::from(batch) * vocab * 4
+        } else {
+            0
+        };
     Ok(Plan {
         budget: None,
         weights,
         kv,
         scratch,
-        staging: UPLOAD_SLICE,
+        // wgpu copies each slice into a staging buffer while the file's pages of it are
+        // mapped: two slices at most.
+        staging: 2 * UPLOAD_SLICE,
+        tokenizer: model.tokenizer.heap_bytes(),
+        metadata: model.heap_bytes(),
+        readback,
+        bindings: BINDINGS_FIXED + BINDINGS_PER_LAYER * cfg.n_layers as u64,
+        driver: 0,
+        driver_source: DriverMemory::Estimated,
+        slack: SLACK_FIXED + weights * SLACK_PER_MILLE / 1000,
         sessions: options.max_sessions,
         kv_config,
         kv_bytes_per_token: KvType::ALL

@@ -163,7 +163,7 @@ impl Graph {
         }
         let row = cfg.n_embd as u64 * 4;
         let vocab_bytes = cfg.vocab_size as u64 * 4;
-        let (staging, bytes) = match which {
+        let (staging, floats) = match which {
             Logits::Last => {
                 encoder.copy_buffer_to_buffer(&s.x, u64::from(n - 1) * row, &s.x_last, 0, row);
                 let one = StepInfo {
@@ -172,7 +172,7 @@ impl Graph {
                 };
                 record(&mut encoder, kernels, "head", &self.head_last, one)?;
                 encoder.copy_buffer_to_buffer(&s.logits_last, 0, &s.staging_last, 0, vocab_bytes);
-                (&s.staging_last, vocab_bytes)
+                (&s.staging_last, cfg.vocab_size)
             }
             Logits::All => {
                 let head = self
@@ -182,13 +182,11 @@ impl Graph {
                 record(&mut encoder, kernels, "head", &head.ops, info)?;
                 let bytes = u64::from(n) * vocab_bytes;
                 encoder.copy_buffer_to_buffer(&head.logits, 0, &head.staging, 0, bytes);
-                (&head.staging, bytes)
+                (&head.staging, n as usize * cfg.vocab_size)
             }
         };
         ctx.queue().submit([encoder.finish()]);
-        Ok(bytemuck::pod_collect_to_vec(
-            &ctx.map_read_prefix(staging, bytes)?,
-        ))
+        ctx.map_read_f32(staging, floats)
     }
 }
 

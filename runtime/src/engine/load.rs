@@ -4,11 +4,12 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use crate::arch::Loaded;
-use crate::budget::{format_size, format_size_at_least, Plan};
+use crate::budget::{format_size, format_size_at_least, DriverMemory, Plan};
+use crate::device_record::DeviceRecord;
 use crate::engine::Session;
 use crate::error::{Error, Result};
 use crate::gpu::kernels::Kernels;
-use crate::gpu::weights::{GpuWeight, Weights};
+use crate::gpu::weights::{max_chunk_bytes, GpuWeight, Weights};
 use crate::gpu::GpuContext;
 use crate::kv::KvConfig;
 use crate::model::Model;
@@ -53,24 +54,24 @@ impl Engine {
 
     /// Opens the GGUF at `path`, plans its memory ([`crate::budget::plan`], which also
     /// validates the options and refuses tensor types no kernel reads), creates the GPU
-    /// device, checks its kernels ([`crate::selfcheck`]) and uploads the weights, tensor by
-    /// tensor (staging at most one slice of one tensor at a time).
+    /// device and every pipeline the model needs, checks them against their CPU twins
+    /// ([`crate::selfcheck`]), measures what the driver and pipelines took and plans again
+    /// with that figure, then uploads the weights tensor by tensor (staging one slice at a
+    /// time and dropping the file's pages of each slice once it is on the device).
     pub fn load(
         path: &Path,
         options: &EngineOptions,
         progress: &mut dyn FnMut(LoadProgress),
     ) -> Result<Arc<Self>> {
+        trace_memory("nothing (before loading)");
         let model = Model::open(path)?;
-        // The memory plan, before anything is allocated: refuses a budget that cannot work.
-        let plan = crate::budget::plan(&model, options)?;
-        let kv = plan.kv_config;
+        // The memory plan before the device exists: refuses early a budget that cannot work
+        // with the driver figure remembered from the last load (or the default).
+        let first = crate::budget::plan(&model, options)?;
+        trace_memory("model opened");
 
+        let before_device = crate::process_memory::now();
         let gpu = GpuContext::new()?;
-        // Every buffer is counted against the budget, less what wgpu stages for uploads.
-        if let Some(budget) = options.mem_budget {
-            gpu.allocator()
-                .set_limit(Some(budget.saturating_sub(plan.staging)));
-        }
         log::info!(
             "loading {} on {} ({})",
             model.config.name.as_deref().unwrap_or("model"),
@@ -78,21 +79,82 @@ impl Engine {
             gpu.backend()
         );
         let kernels = Kernels::new(&gpu)?;
-        crate::selfcheck::before_load(&gpu, &kernels, &model, &kv, options)?;
+        for ty in model.weight_types() {
+            kernels.matmul.prepare(ty)?;
+        }
+        let mut record = crate::device_record::records_dir(options.cache_dir.as_deref())
+            .map(|dir| DeviceRecord::open(&dir, &gpu, kernels.strategy()));
+        crate::selfcheck::before_load(
+            &gpu,
+            &kernels,
+            &model,
+            &first.kv_config,
+            options,
+            record.as_mut(),
+        )?;
+        trace_memory("device, pipelines and self-check");
+
+        // What the device and pipelines took, now that every pipeline has run once.
+        let measured = match (before_device, crate::process_memory::now()) {
+            (Some(a), Some(b)) => Some(b.resident.saturating_sub(a.resident)),
+            _ => None,
+        };
+        // The figure is the most this device was measured at with these pipelines, so that
+        // the smallest budget a plan made before loading names is one the load accepts; a
+        // measurement that exceeds it by less than the plan's slack (run-to-run noise of a
+        // fraction of a MiB) keeps it, a larger one replaces it.
+        let pipelines = crate::device_record::pipelines_key(model.weight_types());
+        let remembered = record
+            .as_ref()
+            .and_then(|r| r.driver_bytes.get(&pipelines).copied());
+        let plan = match (options.driver_memory, measured) {
+            (Some(_), _) | (None, None) => first,
+            (None, Some(bytes)) => {
+                log::debug!("the driver and pipelines take {}", format_size(bytes));
+                let (driver, source) = match remembered {
+                    Some(r) if bytes <= r + NOISE + r / 100 => {
+                        (r, DriverMemory::Remembered(gpu.adapter_name().to_string()))
+                    }
+                    _ => (bytes, DriverMemory::Measured),
+                };
+                crate::budget::plan_with_driver(&model, options, driver, source)?
+            }
+        };
+        if let (Some(r), Some(m)) = (record.as_mut(), measured) {
+            let most = remembered.unwrap_or(0).max(m);
+            r.driver_bytes.insert(pipelines, most);
+        }
+        if let Some(r) = record.as_ref() {
+            if let Err(e) = r.save() {
+                log::warn!("cannot remember what this GPU was measured at: {e}");
+            }
+        }
+        let kv = plan.kv_config;
+        // Device buffers get what the budget leaves after everything else in the plan.
+        if let Some(budget) = options.mem_budget {
+            gpu.allocator()
+                .set_limit(Some(budget.saturating_sub(plan.outside_buffers())));
+        }
+
         let total: u64 = model.file.tensors().iter().map(|t| t.n_bytes).sum();
         let mut done = 0;
         progress(LoadProgress { done, total });
         let mut weights = Weights::new();
         for info in model.file.tensors() {
-            let weight = GpuWeight::upload(&gpu, info, model.file.tensor_data(info))?;
-            if info.dims.len() > 1 {
-                kernels.matmul.prepare(info.ggml_type)?;
-            }
+            let weight = GpuWeight::upload_releasing(
+                &gpu,
+                info,
+                model.file.tensor_data(info),
+                max_chunk_bytes(gpu.limits()),
+                &mut |range| model.file.release_tensor_range(info, range),
+            )?;
             model.file.release_pages(info);
             weights.insert(weight);
             done += info.n_bytes;
             progress(LoadProgress { done, total });
         }
+        crate::process_memory::return_free_heap();
+        trace_memory("weights uploaded");
         log::info!(
             "memory plan: {} ({})",
             format_size(plan.total()),
@@ -166,7 +228,14 @@ impl Engine {
         let Some(limit) = self.gpu.allocator().limit() else {
             return Ok(());
         };
-        let need = self.plan.per_session();
+        // The allocator counts device buffers; the readback of a planned session lies outside
+        // them, in what the limit already reserved, while a session beyond the planned ones
+        // must find room for its readback among the buffers' bytes.
+        let need = if open < self.plan.sessions {
+            self.plan.session_buffers()
+        } else {
+            self.plan.per_session()
+        };
         let free = limit.saturating_sub(self.gpu.allocator().live_bytes());
         if free >= need {
             return Ok(());
@@ -184,7 +253,7 @@ impl Engine {
                 format_size(self.plan.kv),
                 format_size(self.plan.scratch),
                 format_size(free),
-                format_size(limit + self.plan.staging),
+                format_size(limit + self.plan.outside_buffers()),
                 open + 1,
                 format_size_at_least(wanted.total())
             ),
@@ -211,5 +280,19 @@ impl std::fmt::Debug for Engine {
             .field("gpu", &self.gpu)
             .field("kv", &self.kv)
             .finish_non_exhaustive()
+    }
+}
+
+/// Run-to-run noise of the driver measurement that a remembered figure absorbs.
+const NOISE: u64 = 1 << 20;
+
+/// Logs the process's resident and peak memory at a point of the load (`-vv`).
+fn trace_memory(what: &str) {
+    if let Some(m) = crate::process_memory::now() {
+        log::debug!(
+            "memory after {what}: resident {}, peak {}",
+            format_size(m.resident),
+            format_size(m.peak)
+        );
     }
 }

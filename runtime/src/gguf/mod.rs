@@ -1,22 +1,21 @@
 //! The GGUF model file: memory-mapped, validated, with zero-copy tensor views.
 //!
-//! Opening a file runs three steps, and nothing is trusted before the one ahead of it passed:
-//! 1. [`prescan::scan`] walks the header over the mapped bytes, bounding every count and length
-//!    by what is left of the file and checking strings are UTF-8 (no allocation on its say-so);
-//! 2. gguf-rs decodes metadata and tensor infos from a reader over the map (no copy of the file);
-//! 3. [`GgufFile`] checks the layout: each tensor's byte size from its shape and type, its
+//! Opening a file runs two steps, and nothing is trusted before the one ahead of it passed:
+//! 1. the header reader (`header.rs`) walks the header over the mapped bytes, bounding every
+//!    count and length by what is left of the file and checking strings are UTF-8 (no
+//!    allocation on its say-so); scalars are decoded, arrays only located;
+//! 2. [`GgufFile`] checks the layout: each tensor's byte size from its shape and type, its
 //!    alignment, that it lies inside the file, and that names are unique.
 //!
-//! Tensor data is then a `&[u8]` slice of the map.
+//! Tensor data is then a `&[u8]` slice of the map, and metadata arrays are read from it.
 
+mod header;
 mod metadata;
-pub mod prescan;
 pub mod synthetic;
 pub mod writer;
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -50,7 +49,7 @@ impl TensorInfo {
 }
 
 /// The bytes of a file: a read-only map of it, or a buffer (tests and fuzzing).
-enum Source {
+pub(crate) enum Source {
     Mapped(Mmap),
     Owned(Vec<u8>),
 }
@@ -61,22 +60,6 @@ impl Source {
             Source::Mapped(m) => m,
             Source::Owned(v) => v,
         }
-    }
-}
-
-/// A `Read` over the shared source, which gguf-rs decodes from without copying the file.
-struct SourceReader {
-    source: Arc<Source>,
-    pos: usize,
-}
-
-impl Read for SourceReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let rest = &self.source.bytes()[self.pos.min(self.source.bytes().len())..];
-        let n = rest.len().min(buf.len());
-        buf[..n].copy_from_slice(&rest[..n]);
-        self.pos += n;
-        Ok(n)
     }
 }
 
@@ -130,23 +113,10 @@ impl GgufFile {
     }
 
     fn parse(source: Source) -> Result<Self> {
-        let shape = prescan::scan(source.bytes())?;
+        let header = header::read(source.bytes())?;
         let source = Arc::new(source);
         let file_size = source.bytes().len() as u64;
-
-        let reader = SourceReader {
-            source: Arc::clone(&source),
-            pos: 4,
-        };
-        let mut container =
-            gguf_rs::GGUFContainer::new(gguf_rs::ByteOrder::LE, Box::new(reader), u64::MAX);
-        let decoded = container
-            .decode()
-            .map_err(|e| Error::Malformed(format!("decoding the header: {e}")))?;
-        if decoded.metadata().len() as u64 != shape.n_kv {
-            return Err(Error::Malformed("a metadata key appears twice".into()));
-        }
-        let metadata = Metadata::new(decoded.metadata().clone());
+        let metadata = Metadata::new(Arc::clone(&source), header.kv);
 
         let alignment = match metadata.opt_u64("general.alignment")? {
             None => DEFAULT_ALIGNMENT,
@@ -157,16 +127,16 @@ impl GgufFile {
                 )))
             }
         };
-        let data_offset = shape.header_end.next_multiple_of(alignment);
-        if data_offset > file_size && shape.n_tensors > 0 {
+        let data_offset = header.header_end.next_multiple_of(alignment);
+        if data_offset > file_size && !header.tensors.is_empty() {
             return Err(Error::Malformed(format!(
                 "file ends at byte {file_size}, before the tensor data at {data_offset}"
             )));
         }
 
-        let mut tensors = Vec::with_capacity(decoded.tensors().len());
-        let mut by_name = HashMap::with_capacity(decoded.tensors().len());
-        for t in decoded.tensors() {
+        let mut tensors = Vec::with_capacity(header.tensors.len());
+        let mut by_name = HashMap::with_capacity(header.tensors.len());
+        for t in header.tensors {
             let info = Self::check_tensor(t, alignment, data_offset, file_size)?;
             if by_name.insert(info.name.clone(), tensors.len()).is_some() {
                 return Err(Error::Malformed(format!(
@@ -180,7 +150,7 @@ impl GgufFile {
         Ok(Self {
             source,
             path: None,
-            version: shape.version,
+            version: header.version,
             metadata,
             tensors,
             by_name,
@@ -190,16 +160,14 @@ impl GgufFile {
     }
 
     fn check_tensor(
-        t: &gguf_rs::Tensor,
+        t: header::RawTensor,
         alignment: u64,
         data_offset: u64,
         file_size: u64,
     ) -> Result<TensorInfo> {
         let name = &t.name;
-        let ggml_type = GgmlType::from_id(t.kind).ok_or_else(|| {
-            Error::UnsupportedModel(format!("tensor `{name}` has unknown type id {}", t.kind))
-        })?;
-        let dims = t.shape.clone();
+        let ggml_type = t.ty;
+        let dims = t.dims.clone();
         let row_len = dims[0];
         let n_rows: u64 = dims[1..].iter().product();
         let n_bytes = ggml_type
@@ -221,7 +189,7 @@ impl GgufFile {
         let end = offset.and_then(|o| o.checked_add(n_bytes));
         match (offset, end) {
             (Some(offset), Some(end)) if end <= file_size => Ok(TensorInfo {
-                name: name.clone(),
+                name: t.name.clone(),
                 ggml_type,
                 dims,
                 offset,
@@ -273,19 +241,34 @@ impl GgufFile {
     /// file's pages do not stay resident beside their GPU copy. Reading the data again later
     /// still works: the pages are read back from the file.
     pub fn release_pages(&self, t: &TensorInfo) {
+        self.release_range(t.offset as usize, t.n_bytes as usize);
+    }
+
+    /// [`GgufFile::release_pages`] for bytes `range` of `t`'s data only (one uploaded slice).
+    pub fn release_tensor_range(&self, t: &TensorInfo, range: std::ops::Range<usize>) {
+        self.release_range(t.offset as usize + range.start, range.len());
+    }
+
+    /// Drops the mapped pages of the header (metadata and tensor infos), once what is needed
+    /// of them has been copied out (the vocabulary into the tokenizer). Metadata arrays can
+    /// still be read: the pages come back from the file.
+    pub fn release_header(&self) {
+        self.release_range(0, self.data_offset.min(self.file_size()) as usize);
+    }
+
+    fn release_range(&self, offset: usize, len: usize) {
         if let Source::Mapped(m) = self.source.as_ref() {
+            if len == 0 {
+                return;
+            }
             // SAFETY: the map is private and read-only, so MADV_DONTNEED only drops clean
             // pages that the kernel re-reads from the file on the next access; no slice into
             // the map can observe different contents.
             let r = unsafe {
-                m.unchecked_advise_range(
-                    memmap2::UncheckedAdvice::DontNeed,
-                    t.offset as usize,
-                    t.n_bytes as usize,
-                )
+                m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len)
             };
             if let Err(e) = r {
-                log::debug!("madvise on `{}`: {e}", t.name);
+                log::debug!("madvise of {len} bytes at {offset}: {e}");
             }
         }
     }

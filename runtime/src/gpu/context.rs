@@ -296,6 +296,28 @@ impl GpuContext {
     /// [`GpuContext::map_read`] of the first `bytes` bytes only (a staging buffer sized for the
     /// largest step, filled for a smaller one).
     pub fn map_read_prefix(&self, staging: &GpuBuffer, bytes: u64) -> Result<Vec<u8>> {
+        self.map_with(staging, bytes, |b| b.to_vec())
+    }
+
+    /// The first `len` f32 of a `MAP_READ` buffer whose copy has been submitted, copied once
+    /// (logits: a 262k vocabulary is 1 MiB a row, so no second copy through bytes).
+    pub fn map_read_f32(&self, staging: &GpuBuffer, len: usize) -> Result<Vec<f32>> {
+        self.map_with(staging, (len * 4) as u64, |b| {
+            // The mapped range is 4-aligned (wgpu maps at COPY_BUFFER_ALIGNMENT offsets); read
+            // it as f32 without assuming more alignment than that.
+            b.chunks_exact(4)
+                .map(|w| f32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+                .collect()
+        })
+    }
+
+    /// Maps the first `bytes` bytes of `staging`, waits, and hands them to `read`.
+    fn map_with<T>(
+        &self,
+        staging: &GpuBuffer,
+        bytes: u64,
+        read: impl FnOnce(&[u8]) -> T,
+    ) -> Result<T> {
         let slice = staging.slice(..bytes);
         let (tx, rx) = mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
@@ -307,10 +329,11 @@ impl GpuContext {
         rx.recv()
             .map_err(|_| Error::Gpu("GPU readback was never completed".into()))?
             .map_err(|e| Error::Gpu(format!("cannot map readback buffer: {}", one_line(e))))?;
-        let data = slice
-            .get_mapped_range()
-            .map_err(|e| Error::Gpu(format!("cannot read mapped buffer: {}", one_line(e))))?
-            .to_vec();
+        let data = read(
+            &slice
+                .get_mapped_range()
+                .map_err(|e| Error::Gpu(format!("cannot read mapped buffer: {}", one_line(e))))?,
+        );
         staging.unmap();
         Ok(data)
     }

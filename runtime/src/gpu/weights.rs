@@ -50,7 +50,7 @@ pub fn max_chunk_bytes(limits: &wgpu::Limits) -> u64 {
 }
 
 /// The most bytes of weights staged for upload at once.
-pub const UPLOAD_SLICE: u64 = 4 << 20;
+pub const UPLOAD_SLICE: u64 = 1 << 20;
 
 /// Submits pending queue writes and waits for them.
 fn flush(ctx: &GpuContext, name: &str) -> Result<()> {
@@ -97,6 +97,19 @@ impl GpuWeight {
         info: &TensorInfo,
         bytes: &[u8],
         max_chunk_bytes: u64,
+    ) -> Result<Self> {
+        Self::upload_releasing(ctx, info, bytes, max_chunk_bytes, &mut |_| {})
+    }
+
+    /// [`GpuWeight::upload_with_limit`] that calls `uploaded` with each range of `bytes` once
+    /// the device has it, so the caller can drop those pages of a mapped file (a 178 MB
+    /// embedding then never has more than one slice resident twice).
+    pub fn upload_releasing(
+        ctx: &GpuContext,
+        info: &TensorInfo,
+        bytes: &[u8],
+        max_chunk_bytes: u64,
+        uploaded: &mut dyn FnMut(std::ops::Range<usize>),
     ) -> Result<Self> {
         let name = &info.name;
         let ty = info.ggml_type;
@@ -181,6 +194,7 @@ impl GpuWeight {
                 ctx.queue()
                     .write_buffer(&buffer, off as u64, &data[off..end]);
                 flush(ctx, name)?;
+                uploaded(start + off..start + end);
                 off = end;
             }
             if whole < data.len() {
@@ -188,6 +202,7 @@ impl GpuWeight {
                 tail[..data.len() - whole].copy_from_slice(&data[whole..]);
                 ctx.queue().write_buffer(&buffer, whole as u64, &tail);
                 flush(ctx, name)?;
+                uploaded(start + whole..start + data.len());
             }
             chunks.push(WeightChunk {
                 buffer,

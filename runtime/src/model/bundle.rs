@@ -24,6 +24,10 @@ impl Model {
         let config = ModelConfig::from_gguf(&file)?;
         let tokenizer = Tokenizer::from_metadata(file.metadata())?;
         let template = ChatTemplate::from_metadata(file.metadata(), &tokenizer)?;
+        // The vocabulary now lives in the tokenizer: the header's pages need not stay resident,
+        // nor the heap the build went through.
+        file.release_header();
+        crate::process_memory::return_free_heap();
         Ok(Self {
             file,
             config,
@@ -34,6 +38,32 @@ impl Model {
 }
 
 impl Model {
+    /// Bytes the opened model holds in memory besides the tokenizer: the metadata the header
+    /// reader decoded (arrays stay in the file), the tensor table and the chat template.
+    pub fn heap_bytes(&self) -> u64 {
+        let tensors: u64 = self
+            .file
+            .tensors()
+            .iter()
+            .map(|t| (t.name.capacity() + 8 * t.dims.capacity() + 96) as u64)
+            .sum();
+        self.file.metadata().heap_bytes() + tensors + self.template.source().len() as u64
+    }
+
+    /// The types of the matrices (what the matmul kernels read), each once.
+    pub fn weight_types(&self) -> Vec<GgmlType> {
+        let mut types: Vec<GgmlType> = self
+            .file
+            .tensors()
+            .iter()
+            .filter(|t| t.dims.len() > 1)
+            .map(|t| t.ggml_type)
+            .collect();
+        types.sort();
+        types.dedup();
+        types
+    }
+
     /// The tensors no GPU kernel can read ([`GgmlType::runs_on_gpu`]), grouped by type.
     pub fn tensors_off_gpu(&self) -> Vec<(GgmlType, Vec<&TensorInfo>)> {
         let mut by_type: Vec<(GgmlType, Vec<&TensorInfo>)> = Vec::new();

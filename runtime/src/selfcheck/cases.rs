@@ -82,6 +82,11 @@ impl Case {
         })
     }
 
+    /// Runs the op on the device without comparing (a warm-up of its pipelines).
+    pub fn warm(&self, h: &Harness<'_>) -> Result<()> {
+        (self.gpu)(h).map(drop)
+    }
+
     /// Compares values the device produced some other way (a weight bound once and recorded
     /// for several steps) with this case's expectation.
     pub fn judge(&self, got: &[f32]) -> Outcome {

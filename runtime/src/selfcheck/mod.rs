@@ -16,12 +16,12 @@ pub mod cases;
 mod harness;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 pub use cases::{Case, Outcome, Tolerance};
 pub use harness::Harness;
 
+use crate::device_record::DeviceRecord;
 use crate::gguf::GgmlType;
 use crate::gpu::kernels::ffn_act::Activation;
 use crate::gpu::kernels::rope::RopeParams;
@@ -93,21 +93,12 @@ pub fn run(ctx: &GpuContext, kernels: &Kernels, cases: &[Case]) -> Result<Report
     Ok(Report {
         adapter: info.name.clone(),
         backend: ctx.backend().to_string(),
-        driver: driver(info),
+        driver: crate::device_record::driver(info),
         strategy: kernels.strategy(),
         outcomes,
         remembered: 0,
         seconds: start.elapsed().as_secs_f64(),
     })
-}
-
-fn driver(info: &wgpu::AdapterInfo) -> String {
-    match (info.driver.trim(), info.driver_info.trim()) {
-        ("", "") => "unknown".into(),
-        (d, "") => d.into(),
-        ("", i) => i.into(),
-        (d, i) => format!("{d} {i}"),
-    }
 }
 
 /// The cases for the kernels `model` uses under the cache configuration `kv`: a matmul (decode
@@ -284,40 +275,42 @@ fn cache_cases(
     ])
 }
 
-/// What the engine runs before uploading a model's weights: the model's cases not yet passed
-/// on this adapter and driver, per `options.self_check`; refuses a device that fails one.
+/// What the engine runs before uploading a model's weights: the model's cases that have not
+/// passed on this device yet are checked (all of them with [`SelfCheck::Always`]), and a
+/// device that fails one is refused. Cases that passed before (and every case with
+/// [`SelfCheck::Off`]) still run once, unchecked: each pipeline's first dispatch is where a
+/// driver compiles and allocates what it keeps, and the memory plan measures the driver after
+/// this warm-up rather than at the first generated token.
 pub(crate) fn before_load(
     ctx: &GpuContext,
     kernels: &Kernels,
     model: &Model,
     kv: &KvConfig,
     options: &EngineOptions,
+    record: Option<&mut DeviceRecord>,
 ) -> Result<()> {
-    if options.self_check == SelfCheck::Off {
-        return Ok(());
-    }
     let cases = model_cases(model, kv, kernels.strategy())?;
-    let store = match options.self_check {
-        SelfCheck::FirstRun => options
-            .cache_dir
-            .clone()
-            .or_else(|| crate::files::cache_dir("selfcheck"))
-            .map(|dir| Verdicts::at(&dir, ctx, kernels.strategy())),
-        _ => None,
+    let known = match (options.self_check, &record) {
+        (SelfCheck::FirstRun, Some(r)) => r.passed.clone(),
+        _ => BTreeSet::new(),
     };
-    let known = store.as_ref().map(Verdicts::load).unwrap_or_default();
-    let todo: Vec<Case> = cases
+    let (check, warm): (Vec<Case>, Vec<Case>) = cases
         .into_iter()
-        .filter(|c| !known.contains(&c.name))
-        .collect();
-    let remembered = known.len();
-    if todo.is_empty() {
-        log::debug!("self-check: every kernel passed before on this adapter and driver");
+        .partition(|c| options.self_check != SelfCheck::Off && !known.contains(&c.name));
+    let h = Harness::new(ctx, kernels);
+    for case in &warm {
+        case.warm(&h)?;
+    }
+    if check.is_empty() {
+        log::debug!(
+            "self-check: {} kernels passed before on this adapter and driver (warmed up)",
+            warm.len()
+        );
         return Ok(());
     }
     let report = Report {
-        remembered,
-        ..run(ctx, kernels, &todo)?
+        remembered: warm.len(),
+        ..run(ctx, kernels, &check)?
     };
     if let Some(e) = report.error() {
         return Err(e);
@@ -328,73 +321,10 @@ pub(crate) fn before_load(
         report.adapter,
         report.seconds
     );
-    if let Some(store) = store {
-        let mut passed = known;
-        passed.extend(report.outcomes.iter().map(|o| o.name.clone()));
-        if let Err(e) = store.save(&passed) {
-            log::warn!("cannot remember the self-check: {e}");
-        }
+    if let (SelfCheck::FirstRun | SelfCheck::Always, Some(record)) = (options.self_check, record) {
+        record
+            .passed
+            .extend(report.outcomes.iter().map(|o| o.name.clone()));
     }
     Ok(())
-}
-
-/// The cases that passed on one adapter, driver, Voyager version and strategy, kept in one
-/// JSON file named after a hash of those.
-struct Verdicts {
-    path: PathBuf,
-    key: serde_json::Value,
-}
-
-impl Verdicts {
-    fn at(dir: &Path, ctx: &GpuContext, strategy: Strategy) -> Self {
-        let info = ctx.adapter_info();
-        let key = serde_json::json!({
-            "adapter": info.name,
-            "vendor": info.vendor,
-            "device": info.device,
-            "backend": ctx.backend(),
-            "driver": driver(info),
-            "voyager": env!("CARGO_PKG_VERSION"),
-            "strategy": format!("{strategy:?}"),
-        });
-        let hash = fnv1a(key.to_string().as_bytes());
-        Self {
-            path: dir.join(format!("{hash:016x}.json")),
-            key,
-        }
-    }
-
-    /// The names passed before; nothing when the file is missing, unreadable or for another
-    /// key (a hash collision).
-    fn load(&self) -> BTreeSet<String> {
-        let Ok(text) = std::fs::read_to_string(&self.path) else {
-            return BTreeSet::new();
-        };
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
-            return BTreeSet::new();
-        };
-        if v["key"] != self.key {
-            return BTreeSet::new();
-        }
-        v["passed"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|n| n.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    fn save(&self, passed: &BTreeSet<String>) -> Result<()> {
-        let v = serde_json::json!({ "key": self.key, "passed": passed });
-        crate::files::write_atomic(&self.path, v.to_string().as_bytes())
-    }
-}
-
-/// 64-bit FNV-1a: a stable file name for a key (std's hasher may change between releases).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }

@@ -123,12 +123,16 @@ pub(crate) fn char_to_byte_map() -> HashMap<char, u8> {
 /// regexes as isolated splits, then the byte-level mapping (no regex of its own, no prefix
 /// space); the BPE model with the GGUF merges (rank = position in the list; ties by position in
 /// the word, as in llama.cpp). Special tokens are not registered: they are split out before.
-pub(crate) fn build(tokens: &[String], merges: &[&str], pre: &PreConfig) -> Result<HfTokenizer> {
+pub(crate) fn build<T: AsRef<str>>(
+    tokens: &[T],
+    merges: &[&str],
+    pre: &PreConfig,
+) -> Result<HfTokenizer> {
     let err = |e: Box<dyn std::error::Error + Send + Sync>| Error::Tokenizer(e.to_string());
     let vocab: tokenizers::models::bpe::Vocab = tokens
         .iter()
         .enumerate()
-        .map(|(i, t)| (t.clone(), i as u32))
+        .map(|(i, t)| (t.as_ref().to_string(), i as u32))
         .collect();
     let merges = merges
         .iter()
@@ -163,6 +167,16 @@ pub(crate) fn build(tokens: &[String], merges: &[&str], pre: &PreConfig) -> Resu
     let mut tk = HfTokenizer::new(bpe);
     tk.with_pre_tokenizer(Some(Sequence::new(steps)));
     Ok(tk)
+}
+
+/// Bytes the `tokenizers` BPE model holds for this vocabulary and these merges: its
+/// `HashMap<String, u32>` vocabulary and reverse map (an owned string, a hash entry and
+/// allocator overhead each, ~80 bytes beyond the text), and its merge map (~48 bytes a merge).
+/// An estimate: the crate does not report its size; measured on SmolLM2 (49k tokens, 49k
+/// merges) it is within 15% of the resident growth while building.
+pub(crate) fn estimated_bytes<T: AsRef<str>>(tokens: &[T], merges: &[&str]) -> u64 {
+    let text: u64 = tokens.iter().map(|t| t.as_ref().len() as u64).sum();
+    2 * (text + 80 * tokens.len() as u64) + 48 * merges.len() as u64
 }
 
 #[cfg(test)]

@@ -20,7 +20,9 @@ mod gpt2;
 mod special;
 mod spm;
 mod stream;
+mod vocab;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -30,6 +32,7 @@ pub use stream::StreamDecoder;
 use crate::error::{Error, Result};
 use crate::gguf::Metadata;
 use special::{attr, Fragment, SpecialMatcher};
+use vocab::{Strings, Vocab};
 
 /// Which tokenizer algorithm the model uses (`tokenizer.ggml.model`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +65,7 @@ enum Engine {
 pub struct Tokenizer {
     kind: TokenizerKind,
     engine: Engine,
-    tokens: Vec<String>,
+    tokens: Vocab,
     attrs: Vec<u8>,
     specials: SpecialMatcher,
     bos: Option<u32>,
@@ -73,7 +76,9 @@ pub struct Tokenizer {
     clean_spaces: bool,
     eog: Vec<u32>,
     /// Decoded bytes of every token with specials rendered (llama.cpp's piece cache).
-    pieces: Vec<Vec<u8>>,
+    pieces: Strings,
+    /// Estimated bytes of the `tokenizers` BPE pipeline (byte-level BPE models only).
+    bpe_bytes: u64,
 }
 
 impl fmt::Debug for Tokenizer {
@@ -113,15 +118,16 @@ impl Tokenizer {
                 )))
             }
         };
-        let tokens: Vec<String> = md
+        // Slices of the mapped file; only empty entries get a name of their own.
+        let tokens: Vec<Cow<'_, str>> = md
             .str_array("tokenizer.ggml.tokens")?
             .into_iter()
             .enumerate()
             .map(|(i, t)| {
                 if t.is_empty() {
-                    format!("[EMPTY_{i}]")
+                    Cow::Owned(format!("[EMPTY_{i}]"))
                 } else {
-                    t.to_string()
+                    Cow::Borrowed(t)
                 }
             })
             .collect();
@@ -143,13 +149,16 @@ impl Tokenizer {
             None => vec![attr::NORMAL; n],
         };
 
+        let vocab = Vocab::new(tokens.iter().map(|t| t.as_ref()));
         let pre_name = md.opt_str("tokenizer.ggml.pre")?;
+        let mut bpe_bytes = 0;
         let (engine, mut add_bos, add_space_prefix_default, clean_spaces, default_ids) = match kind
         {
             TokenizerKind::Gpt2Bpe => {
                 let pre = gpt2::pre_config(pre_name);
                 let merges = md.str_array("tokenizer.ggml.merges")?;
                 let hf = gpt2::build(&tokens, &merges, &pre)?;
+                bpe_bytes = gpt2::estimated_bytes(&tokens, &merges);
                 let engine = Engine::Bpe {
                     hf: Box::new(hf),
                     char_to_byte: gpt2::char_to_byte_map(),
@@ -174,7 +183,7 @@ impl Tokenizer {
                     None => vec![0.0; n],
                 };
                 (
-                    Engine::Spm(Box::new(spm::SpmModel::new(&tokens, scores))),
+                    Engine::Spm(Box::new(spm::SpmModel::new(&vocab, scores))),
                     true,
                     true,
                     false,
@@ -222,10 +231,11 @@ impl Tokenizer {
         let eog = special::resolve_eog(&tokens, &mut attrs, ids);
         let specials = SpecialMatcher::new(&tokens, &attrs);
 
+        drop(tokens);
         let mut tok = Self {
             kind,
             engine,
-            tokens,
+            tokens: vocab,
             attrs,
             specials,
             bos,
@@ -235,9 +245,14 @@ impl Tokenizer {
             add_space_prefix,
             clean_spaces,
             eog,
-            pieces: Vec::new(),
+            pieces: Strings::default(),
+            bpe_bytes,
         };
-        tok.pieces = (0..n as u32).map(|id| tok.compute_piece(id)).collect();
+        let mut pieces = Strings::with_capacity(n, tok.tokens.heap_bytes() as usize / 2);
+        for id in 0..n as u32 {
+            pieces.push(&tok.compute_piece(id));
+        }
+        tok.pieces = pieces;
         Ok(tok)
     }
 
@@ -283,7 +298,7 @@ impl Tokenizer {
                                 s.push(' ');
                             }
                             s.push_str(piece);
-                            m.tokenize(&s.replace(' ', "\u{2581}"), &mut out);
+                            m.tokenize(&self.tokens, &s.replace(' ', "\u{2581}"), &mut out);
                         }
                     }
                     prev_special = false;
@@ -340,12 +355,12 @@ impl Tokenizer {
         if !special && a & (attr::UNKNOWN | attr::CONTROL) != 0 {
             return Ok(&[]);
         }
-        Ok(&self.pieces[id as usize])
+        Ok(self.pieces.get(id as usize).unwrap_or_default())
     }
 
     fn compute_piece(&self, id: u32) -> Vec<u8> {
         let a = self.attrs[id as usize];
-        let text = &self.tokens[id as usize];
+        let text = self.tokens.text(id).unwrap_or_default();
         if a & (attr::UNKNOWN | attr::CONTROL | attr::USER_DEFINED) != 0 {
             return text.as_bytes().to_vec();
         }
@@ -419,7 +434,21 @@ impl Tokenizer {
 
     /// The vocabulary entry of `id`, as stored in the GGUF.
     pub fn token_text(&self, id: u32) -> Option<&str> {
-        self.tokens.get(id as usize).map(String::as_str)
+        self.tokens.text(id)
+    }
+
+    /// Bytes the tokenizer holds in memory: the vocabulary's texts and index, the decoded
+    /// pieces, the attributes and (SentencePiece) the scores. For byte-level BPE models, the
+    /// `tokenizers` pipeline's own tables are estimated from the vocabulary and merges
+    /// (hash maps of owned strings, ~100 bytes an entry).
+    pub fn heap_bytes(&self) -> u64 {
+        let own =
+            self.tokens.heap_bytes() + self.pieces.heap_bytes() + self.attrs.capacity() as u64;
+        let engine = match &self.engine {
+            Engine::Spm(m) => m.heap_bytes(),
+            Engine::Bpe { .. } => self.bpe_bytes,
+        };
+        own + engine + self.specials.heap_bytes()
     }
 }
 
@@ -480,8 +509,7 @@ mod tests {
     use serde_json::{json, Value};
 
     fn md(v: Value) -> Metadata {
-        let Value::Object(m) = v else { unreachable!() };
-        Metadata::new(m.into_iter().collect())
+        Metadata::from_json(v)
     }
 
     /// A tiny SentencePiece vocabulary: controls, a user-defined "\n\n", words with scores and

@@ -91,20 +91,27 @@ pub(crate) struct ExplicitIds {
 /// the way (a token llama.cpp treats as EOT/EOG is forced to CONTROL; gpt-oss channel tokens
 /// become USER_DEFINED; `<|end|>` and `</s>` are dropped from EOG in the two known tokenizers
 /// where they are not terminators). Returns the sorted EOG ids.
-pub(crate) fn resolve_eog(tokens: &[String], attrs: &mut [u8], ids: ExplicitIds) -> Vec<u32> {
+pub(crate) fn resolve_eog<T: AsRef<str>>(
+    tokens: &[T],
+    attrs: &mut [u8],
+    ids: ExplicitIds,
+) -> Vec<u32> {
     let find_first = |texts: &[&str]| -> Option<u32> {
         // llama.cpp walks an unordered map and keeps the first hit; with several candidates
         // present the choice is arbitrary there too. All of them end generation anyway.
-        texts
-            .iter()
-            .find_map(|t| tokens.iter().position(|x| x == t).map(|i| i as u32))
+        texts.iter().find_map(|t| {
+            tokens
+                .iter()
+                .position(|x| x.as_ref() == *t)
+                .map(|i| i as u32)
+        })
     };
     let find_all = |texts: &[&str]| -> Vec<u32> {
         let set: HashSet<&str> = texts.iter().copied().collect();
         tokens
             .iter()
             .enumerate()
-            .filter(|(_, t)| set.contains(t.as_str()))
+            .filter(|(_, t)| set.contains(t.as_ref()))
             .map(|(i, _)| i as u32)
             .collect()
     };
@@ -138,7 +145,7 @@ pub(crate) fn resolve_eog(tokens: &[String], attrs: &mut [u8], ids: ExplicitIds)
 
     // "unused" control tokens get the UNUSED bit (kept special; they just never render).
     for (i, t) in tokens.iter().enumerate() {
-        if attrs[i] & attr::CONTROL != 0 && t.contains("unused") {
+        if attrs[i] & attr::CONTROL != 0 && t.as_ref().contains("unused") {
             attrs[i] |= attr::UNUSED;
         }
     }
@@ -150,7 +157,7 @@ pub(crate) fn resolve_eog(tokens: &[String], attrs: &mut [u8], ids: ExplicitIds)
     }
     for (i, t) in tokens.iter().enumerate() {
         if matches!(
-            t.as_str(),
+            t.as_ref(),
             "<|channel|>" | "<|message|>" | "<|start|>" | "<|constrain|>"
         ) {
             attrs[i] = attr::USER_DEFINED;
@@ -160,7 +167,7 @@ pub(crate) fn resolve_eog(tokens: &[String], attrs: &mut [u8], ids: ExplicitIds)
     eog.extend(eot);
     eog.extend(eom);
 
-    let text_of = |id: u32| tokens.get(id as usize).map(String::as_str);
+    let text_of = |id: u32| tokens.get(id as usize).map(AsRef::as_ref);
     let has = |eog: &HashSet<u32>, t: &str| eog.iter().any(|&i| text_of(i) == Some(t));
     let (has_return, has_call, has_flush) = (
         has(&eog, "<|return|>"),
@@ -214,12 +221,13 @@ pub(crate) struct SpecialMatcher {
 }
 
 impl SpecialMatcher {
-    pub fn new(tokens: &[String], attrs: &[u8]) -> Self {
+    pub fn new<T: AsRef<str>>(tokens: &[T], attrs: &[u8]) -> Self {
         let mut by_text = HashMap::new();
         let mut first_byte = [false; 256];
         let mut lengths = Vec::new();
         let mut user_defined = HashSet::new();
         for (i, t) in tokens.iter().enumerate() {
+            let t = t.as_ref();
             if attrs[i] & attr::USER_DEFINED != 0 && attrs[i] & (attr::CONTROL | attr::UNKNOWN) == 0
             {
                 user_defined.insert(i as u32);
@@ -227,7 +235,7 @@ impl SpecialMatcher {
             if attrs[i] & (attr::CONTROL | attr::USER_DEFINED | attr::UNKNOWN) != 0 && !t.is_empty()
             {
                 // Duplicate texts cannot happen (llama.cpp rejects such vocabularies).
-                by_text.entry(t.clone()).or_insert(i as u32);
+                by_text.entry(t.to_string()).or_insert(i as u32);
                 first_byte[t.as_bytes()[0] as usize] = true;
                 lengths.push(t.len());
             }
@@ -240,6 +248,12 @@ impl SpecialMatcher {
             first_byte,
             user_defined,
         }
+    }
+
+    /// Bytes held (hash entries estimated at 48 bytes beyond the text).
+    pub fn heap_bytes(&self) -> u64 {
+        let texts: u64 = self.by_text.keys().map(|t| t.len() as u64 + 48).sum();
+        texts + 8 * self.lengths.capacity() as u64 + 16 * self.user_defined.len() as u64
     }
 
     /// Splits `text` into text fragments and special tokens. Without `parse_special`, control

@@ -11,11 +11,12 @@
 //! time for nothing. The algorithm itself is forty lines, so it lives here.
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 
-/// Vocabulary lookups the SPM algorithm needs.
+use super::vocab::Vocab;
+
+/// What the SPM algorithm needs beside the vocabulary's text -> id lookup.
 pub(crate) struct SpmModel {
-    pub token_to_id: HashMap<String, u32>,
     pub scores: Vec<f32>,
     /// `<0xXX>` token for each byte (or the byte itself as a one-character token).
     pub byte_tokens: [Option<u32>; 256],
@@ -57,32 +58,28 @@ impl Ord for Bigram {
 }
 
 impl SpmModel {
-    pub fn new(tokens: &[String], scores: Vec<f32>) -> Self {
-        let token_to_id: HashMap<String, u32> = tokens
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.clone(), i as u32))
-            .collect();
+    pub fn new(vocab: &Vocab, scores: Vec<f32>) -> Self {
         let mut byte_tokens = [None; 256];
         for (b, slot) in byte_tokens.iter_mut().enumerate() {
-            *slot = token_to_id
-                .get(&format!("<0x{b:02X}>"))
-                .copied()
-                .or_else(|| {
-                    char::from_u32(b as u32)
-                        .filter(|_| b < 0x80)
-                        .and_then(|c| token_to_id.get(c.to_string().as_str()).copied())
-                });
+            *slot = vocab.id(&format!("<0x{b:02X}>")).or_else(|| {
+                char::from_u32(b as u32)
+                    .filter(|_| b < 0x80)
+                    .and_then(|c| vocab.id(c.to_string().as_str()))
+            });
         }
         Self {
-            token_to_id,
             scores,
             byte_tokens,
         }
     }
 
+    /// Bytes held.
+    pub fn heap_bytes(&self) -> u64 {
+        4 * self.scores.capacity() as u64
+    }
+
     /// Tokenizes one text fragment whose spaces were already escaped to U+2581.
-    pub fn tokenize(&self, text: &str, out: &mut Vec<u32>) {
+    pub fn tokenize(&self, vocab: &Vocab, text: &str, out: &mut Vec<u32>) {
         let mut symbols: Vec<Symbol> = Vec::with_capacity(text.len());
         let n_chars = text.chars().count();
         for (i, (start, c)) in text.char_indices().enumerate() {
@@ -101,7 +98,7 @@ impl SpmModel {
             let (Some(l), Some(r)) = (l, r) else { return };
             let (a, b) = (symbols[l], symbols[r]);
             let piece = &text[a.start..a.start + a.len + b.len];
-            if let Some(&id) = self.token_to_id.get(piece) {
+            if let Some(id) = vocab.id(piece) {
                 queue.push(Bigram {
                     score: self.scores[id as usize],
                     left: l,
@@ -135,8 +132,8 @@ impl SpmModel {
         while let Some(k) = i {
             let s = symbols[k];
             let piece = &text[s.start..s.start + s.len];
-            match self.token_to_id.get(piece) {
-                Some(&id) => out.push(id),
+            match vocab.id(piece) {
+                Some(id) => out.push(id),
                 None => out.extend(piece.bytes().filter_map(|b| self.byte_tokens[b as usize])),
             }
             i = s.next;
@@ -148,19 +145,20 @@ impl SpmModel {
 mod tests {
     use super::*;
 
-    fn model(v: &[(&str, f32)]) -> SpmModel {
+    fn model(v: &[(&str, f32)]) -> (SpmModel, Vocab) {
         let mut tokens: Vec<String> = v.iter().map(|(t, _)| t.to_string()).collect();
         let mut scores: Vec<f32> = v.iter().map(|(_, s)| *s).collect();
         for b in 0..256 {
             tokens.push(format!("<0x{b:02X}>"));
             scores.push(0.0);
         }
-        SpmModel::new(&tokens, scores)
+        let vocab = Vocab::new(tokens.iter().map(String::as_str));
+        (SpmModel::new(&vocab, scores), vocab)
     }
 
     #[test]
     fn merges_by_score_and_falls_back_to_bytes() {
-        let m = model(&[
+        let (m, vocab) = model(&[
             ("a", -1.0),
             ("b", -1.0),
             ("ab", -2.0),
@@ -170,10 +168,10 @@ mod tests {
         ]);
         let mut out = vec![];
         // "bc" scores higher than "ab", so a + bc; "abc" is then reachable from (a, bc).
-        m.tokenize("abc", &mut out);
+        m.tokenize(&vocab, "abc", &mut out);
         assert_eq!(out, vec![5]);
         out.clear();
-        m.tokenize("a€", &mut out);
+        m.tokenize(&vocab, "a€", &mut out);
         let b = |x: u32| 6 + x;
         assert_eq!(out, vec![0, b(0xE2), b(0x82), b(0xAC)]);
     }

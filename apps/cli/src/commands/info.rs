@@ -83,6 +83,17 @@ fn describe_plan(plan: &Plan, options: &EngineOptions) -> serde_json::Value {
         "kv": plan.kv,
         "scratch": plan.scratch,
         "staging": plan.staging,
+        "tokenizer": plan.tokenizer,
+        "metadata": plan.metadata,
+        "readback": plan.readback,
+        "bindings": plan.bindings,
+        "driver": plan.driver,
+        "driver_source": plan.driver_source.to_string(),
+        "slack": plan.slack,
+        "device_buffers": plan.device_buffers(),
+        "lines": plan.lines().iter().map(|(name, bytes, per_session)| json!({
+            "name": name, "bytes": bytes, "per_session": per_session,
+        })).collect::<Vec<_>>(),
         "sessions": plan.sessions,
         "shared": plan.shared(),
         "per_session": plan.per_session(),
@@ -345,7 +356,18 @@ fn plan_lines(plan: &serde_json::Value) -> Vec<String> {
             ))
         ),
         format!("  weights       {}", size("weights")),
-        format!("  staging       {}", size("staging")),
+        format!(
+            "  driver        {} (GPU driver and compiled pipelines, {})",
+            size("driver"),
+            plan["driver_source"].as_str().unwrap_or("-")
+        ),
+        format!("  tokenizer     {}", size("tokenizer")),
+        format!("  metadata      {} (and chat template)", size("metadata")),
+        format!("  staging       {} (upload)", size("staging")),
+        format!(
+            "  slack         {} (driver allocation rounding, upload heap)",
+            size("slack")
+        ),
         format!(
             "  KV cache      {}{}: window {} + {} sinks = {} tokens, K {} V {}{extras}",
             size("kv"),
@@ -361,6 +383,16 @@ fn plan_lines(plan: &serde_json::Value) -> Vec<String> {
             size("scratch"),
             per_session,
             plan["batch"]
+        ),
+        format!(
+            "  readback      {}{} (logits on the CPU, sampler)",
+            size("readback"),
+            per_session
+        ),
+        format!(
+            "  bindings      {}{} (the forward pass's bind groups, in the driver)",
+            size("bindings"),
+            per_session
         ),
         format!(
             "  total         {}{}",
@@ -386,6 +418,13 @@ mod tests {
             kv: 12 << 20,
             scratch: 3 << 20,
             staging: 1 << 20,
+            tokenizer: 5 << 20,
+            metadata: 1 << 20,
+            readback: 2 << 20,
+            bindings: 1 << 20,
+            driver: 90 << 20,
+            driver_source: voyager_runtime::budget::DriverMemory::Given,
+            slack: 10 << 20,
             sessions: 1,
             kv_config,
             kv_bytes_per_token: vec![
@@ -405,7 +444,9 @@ mod tests {
         assert_eq!(v["kv"], 12u64 << 20);
         assert_eq!(v["scratch"], 3u64 << 20);
         assert_eq!(v["staging"], 1u64 << 20);
-        assert_eq!(v["total"], 116u64 << 20);
+        assert_eq!(v["total"], 225u64 << 20);
+        assert_eq!(v["device_buffers"], 115u64 << 20);
+        assert_eq!(v["lines"].as_array().unwrap().len(), 10);
         assert_eq!(v["window"], 2044);
         assert_eq!(v["sinks"], 4);
         assert_eq!(v["span"], 2048);
@@ -438,8 +479,11 @@ mod tests {
             "  KV cache      12.00 MiB: window 2044 + 4 sinks = 2048 tokens, K q4 V q4 \
              (rotated, keys centered, newest 256 also in f16)",
             "  scratch       3.00 MiB (batch 32)",
-            "  staging       1.00 MiB",
-            "  total         116.00 MiB of 300.00 MiB",
+            "  staging       1.00 MiB (upload)",
+            "  driver        90.00 MiB (GPU driver and compiled pipelines, given)",
+            "  tokenizer     5.00 MiB",
+            "  readback      2.00 MiB (logits on the CPU, sampler)",
+            "  total         225.00 MiB of 300.00 MiB",
             "  KV/token      23040 at f16, 12960 at q8, 7200 at q4",
         ] {
             assert!(text.contains(part), "no {part:?} in:\n{text}");

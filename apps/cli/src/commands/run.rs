@@ -50,6 +50,13 @@ pub fn run(args: Args) -> Result<()> {
         }
         true
     })?;
+    if let Some(m) = voyager_runtime::process_memory::now() {
+        log::debug!(
+            "memory at the end: resident {} MiB, peak {} MiB",
+            m.resident >> 20,
+            m.peak >> 20
+        );
+    }
     match write_err {
         Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
         _ => {}
