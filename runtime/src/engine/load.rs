@@ -70,6 +70,9 @@ impl Engine {
         let first = crate::budget::plan(&model, options)?;
         trace_memory("model opened");
 
+        // The driver is measured as the process's growth from here to the end of the warm-up;
+        // two loads at once in one process would measure each other, so they take turns.
+        let measuring = MEASURING.lock().unwrap_or_else(|e| e.into_inner());
         let before_device = crate::process_memory::now();
         let gpu = GpuContext::new()?;
         log::info!(
@@ -99,10 +102,11 @@ impl Engine {
             (Some(a), Some(b)) => Some(b.resident.saturating_sub(a.resident)),
             _ => None,
         };
-        // The figure is the most this device was measured at with these pipelines, so that
-        // the smallest budget a plan made before loading names is one the load accepts; a
-        // measurement that exceeds it by less than the plan's slack (run-to-run noise of a
-        // fraction of a MiB) keeps it, a larger one replaces it.
+        drop(measuring);
+        // The remembered figure stands when this measurement is within run-to-run noise of it
+        // (so the smallest budget a plan made before loading names is one the load accepts);
+        // otherwise this measurement does, and is remembered: a figure inflated by something
+        // else the process did meanwhile is corrected by the next clean load.
         let pipelines = crate::device_record::pipelines_key(model.weight_types());
         let remembered = record
             .as_ref()
@@ -121,8 +125,12 @@ impl Engine {
             }
         };
         if let (Some(r), Some(m)) = (record.as_mut(), measured) {
-            let most = remembered.unwrap_or(0).max(m);
-            r.driver_bytes.insert(pipelines, most);
+            let kept = match remembered {
+                Some(old) if m <= old && m + NOISE + old / 100 >= old => old,
+                Some(old) if m > old && m <= old + NOISE + old / 100 => old,
+                _ => m,
+            };
+            r.driver_bytes.insert(pipelines, kept);
         }
         if let Some(r) = record.as_ref() {
             if let Err(e) = r.save() {
@@ -285,6 +293,9 @@ impl std::fmt::Debug for Engine {
 
 /// Run-to-run noise of the driver measurement that a remembered figure absorbs.
 const NOISE: u64 = 1 << 20;
+
+/// Held while a load measures the driver.
+static MEASURING: Mutex<()> = Mutex::new(());
 
 /// Logs the process's resident and peak memory at a point of the load (`-vv`).
 fn trace_memory(what: &str) {
