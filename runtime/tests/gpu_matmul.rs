@@ -9,12 +9,12 @@
 mod common;
 
 use common::{check_all, check_both_strategies, context, judged};
-use voyager_runtime::gguf::{GgmlType, TensorInfo};
+use voyager_runtime::gguf::GgmlType;
 use voyager_runtime::gpu::kernels::{Kernels, Strategy};
 use voyager_runtime::gpu::weights::GpuWeight;
 use voyager_runtime::quant::random::random_tensor;
 use voyager_runtime::rng::XorShift;
-use voyager_runtime::selfcheck::cases::{self, Case, Tolerance};
+use voyager_runtime::selfcheck::cases::{self, tensor_info as info, Case, Tolerance};
 use voyager_runtime::selfcheck::Harness;
 
 fn gpu_types() -> Vec<GgmlType> {
@@ -75,16 +75,6 @@ fn embedding_matches_cpu_for_every_type() {
         }
     }
     check_all(&ctx, &kernels, &table);
-}
-
-fn info(name: &str, ty: GgmlType, k: usize, n: usize, n_bytes: usize) -> TensorInfo {
-    TensorInfo {
-        name: name.into(),
-        ggml_type: ty,
-        dims: vec![k as u64, n as u64],
-        offset: 0,
-        n_bytes: n_bytes as u64,
-    }
 }
 
 #[test]

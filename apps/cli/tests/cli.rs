@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use assert_cmd::Command;
 
+mod common;
+use common::{tiny_model, tiny_model_of};
+
 fn voyager() -> Command {
     Command::cargo_bin("voyager").expect("binary built")
 }
@@ -154,37 +157,6 @@ fn list_shows_the_catalog() {
         .map(|e| e["name"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(names, ["smollm2-135m", "gemma3-270m"]);
-}
-
-/// A tiny synthetic llama (2 layers, 2 KV heads of 32) written to a temporary file.
-fn tiny_model() -> (tempfile::TempDir, String) {
-    tiny_model_of(voyager_runtime::gguf::GgmlType::F32)
-}
-
-/// [`tiny_model`] with its projections stored as `ty`.
-fn tiny_model_of(ty: voyager_runtime::gguf::GgmlType) -> (tempfile::TempDir, String) {
-    use voyager_runtime::gguf::synthetic::SyntheticLlama;
-    use voyager_runtime::gguf::writer::Value;
-    // Rows of a k-quant are whole 256-value blocks.
-    let width = (ty.block_len() as u32).max(128);
-    let shape = SyntheticLlama {
-        n_embd: width,
-        n_ff: width,
-        n_heads: 4,
-        n_kv_heads: 2,
-        weight_type: ty,
-        ..SyntheticLlama::default()
-    };
-    let mut gguf = shape.build();
-    // No merges (the synthetic "Ġ t" merges into a token the byte vocabulary lacks) and a
-    // pre-tokenizer Voyager knows, so that opening the model prints nothing on stderr.
-    gguf.set("tokenizer.ggml.merges", Value::Array(Vec::new()))
-        .set("tokenizer.ggml.pre", "default".into());
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("tiny.gguf");
-    std::fs::write(&path, gguf.to_bytes()).unwrap();
-    let path = path.to_str().unwrap().to_string();
-    (dir, path)
 }
 
 /// Runs voyager expecting one `error: ` line on stderr; returns it and the exit code.

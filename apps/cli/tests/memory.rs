@@ -11,6 +11,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+mod common;
+
 fn voyager() -> Command {
     Command::new(assert_cmd::cargo::cargo_bin("voyager"))
 }
@@ -46,21 +48,8 @@ const MIB: u64 = 1 << 20;
 
 /// The binary's own footprint: `voyager info` on a tiny model.
 fn baseline() -> u64 {
-    use voyager_runtime::gguf::synthetic::SyntheticLlama;
-    use voyager_runtime::gguf::writer::Value;
-    let shape = SyntheticLlama {
-        n_embd: 128,
-        n_heads: 4,
-        n_kv_heads: 2,
-        ..SyntheticLlama::default()
-    };
-    let mut gguf = shape.build();
-    gguf.set("tokenizer.ggml.merges", Value::Array(Vec::new()))
-        .set("tokenizer.ggml.pre", "default".into());
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("tiny.gguf");
-    std::fs::write(&path, gguf.to_bytes()).unwrap();
-    let (ok, _, err, peak) = run_measured(&["info", "-m", path.to_str().unwrap()]);
+    let (_dir, path) = common::tiny_model();
+    let (ok, _, err, peak) = run_measured(&["info", "-m", &path]);
     assert!(ok, "{err}");
     peak
 }

@@ -76,13 +76,8 @@ pub(super) fn head(
     h: &GpuBuffer,
     logits: &GpuBuffer,
 ) -> Result<Vec<Op>> {
-    let output = if b.config().tied_embeddings {
-        "token_embd.weight"
-    } else {
-        "output.weight"
-    };
     Ok(vec![
         b.rms_norm(x, "output_norm.weight", h)?,
-        b.matmul(output, h, logits)?,
+        b.matmul(b.output_weight(), h, logits)?,
     ])
 }

@@ -101,6 +101,16 @@ impl<'a> Builder<'a> {
         self.m.cfg
     }
 
+    /// The LM head's weight: `output.weight`, or the token embedding when the file has no
+    /// output matrix (tied embeddings).
+    pub fn output_weight(&self) -> &'static str {
+        if self.config().tied_embeddings {
+            "token_embd.weight"
+        } else {
+            "output.weight"
+        }
+    }
+
     fn gpu(&self) -> &'a GpuContext {
         self.m.gpu
     }

@@ -319,7 +319,8 @@ fn matmul_bounds(
     bounds
 }
 
-fn tensor_info(name: &str, ty: GgmlType, k: usize, n: usize, n_bytes: usize) -> TensorInfo {
+/// The description of an `n x k` tensor of type `ty` called `name`, as the GGUF reader makes one.
+pub fn tensor_info(name: &str, ty: GgmlType, k: usize, n: usize, n_bytes: usize) -> TensorInfo {
     TensorInfo {
         name: name.into(),
         ggml_type: ty,
