@@ -33,6 +33,7 @@ fn greedy(max_tokens: usize) -> GenerateOptions {
         max_tokens,
         stop_at_eog: false,
         cancel: None,
+        logprobs: false,
     }
 }
 

@@ -133,6 +133,7 @@ fn agreement(model: &str) {
             max_tokens: STEPS,
             stop_at_eog: false,
             cancel: None,
+            logprobs: false,
         };
         let gen = session
             .generate(Prompt::Tokens(&ids(&prompt["ids"])), &options, &mut |_| {

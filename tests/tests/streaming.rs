@@ -79,6 +79,7 @@ fn generation_runs_past_the_window_at_constant_memory() {
         max_tokens: 84,
         stop_at_eog: false,
         cancel: None,
+        logprobs: false,
     };
     let before = engine.gpu().memory_stats();
     let mut text = String::new();
@@ -115,6 +116,7 @@ fn regenerating_an_answer_repeats_it() {
         max_tokens: 6,
         stop_at_eog: false,
         cancel: None,
+        logprobs: false,
     };
     let chat = [ChatMessage {
         role: "user".into(),

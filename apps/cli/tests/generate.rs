@@ -319,3 +319,115 @@ fn bad_requests_are_one_line_errors() {
         "cannot read",
     );
 }
+
+/// `run --prompt-cache FILE`: the first run evaluates the prompt and saves it, a second run of
+/// the same prompt restores it instead (and says so), and both answer alike; a longer prompt
+/// reuses the saved part. A file saved with another cache is refused in one line.
+#[test]
+fn run_prompt_cache_saves_then_reuses_the_prompt() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("prompt.vsession");
+    let cache = file.to_str().unwrap();
+    let prompt = "The capital of France is";
+    let args = |p: &'static str| {
+        vec![
+            "run",
+            "-m",
+            "smollm2-135m",
+            "--temp",
+            "0",
+            "-n",
+            "4",
+            "--json",
+            "-c",
+            "256",
+            "--prompt-cache",
+            cache,
+            p,
+        ]
+    };
+    let (ok, first, stderr) = run(&args(prompt));
+    assert!(ok, "{stderr}");
+    let n = json(&first)["prompt_tokens"].as_array().unwrap().len();
+    assert!(
+        stderr.contains(&format!("reused 0 of {n} prompt tokens")),
+        "{stderr}"
+    );
+    assert!(file.exists());
+    let (ok, second, stderr) = run(&args(prompt));
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains(&format!("reused {n} of {n} prompt tokens")),
+        "{stderr}"
+    );
+    assert_eq!(json(&first)["tokens"], json(&second)["tokens"]);
+    let (ok, _, stderr) = run(&args("The capital of France is Paris, and of Italy"));
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains(&format!("reused {n} of ")), "{stderr}");
+    // The same file with another window: refused, not overwritten.
+    let before = std::fs::read(&file).unwrap();
+    let (ok, _, stderr) = run(&[
+        "run",
+        "-m",
+        "smollm2-135m",
+        "-n",
+        "1",
+        "-c",
+        "128",
+        "--prompt-cache",
+        cache,
+        prompt,
+    ]);
+    assert!(!ok);
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains("saved with a cache of"), "{stderr}");
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+}
+
+/// `chat --session FILE` saves after every turn; a second process resumes the conversation
+/// with its messages and cache and goes on.
+#[test]
+fn chat_session_resumes_in_a_new_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("chat.vsession");
+    let session = file.to_str().unwrap();
+    let chat = |input: &[u8]| {
+        let mut child = voyager()
+            .args([
+                "chat",
+                "-m",
+                "smollm2-135m",
+                "--temp",
+                "0",
+                "-n",
+                "6",
+                "-c",
+                "512",
+                "--session",
+                session,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+    };
+    let (_, stderr) = chat(b"What is 2+2?\n/exit\n");
+    assert!(!stderr.contains("resumed"), "{stderr}");
+    assert!(file.exists());
+    let (answer, stderr) = chat(b"And 3+3?\n/save\n/exit\n");
+    assert!(stderr.contains("resumed 2 messages"), "{stderr}");
+    assert!(stderr.contains("saved to"), "{stderr}");
+    assert!(!answer.trim().is_empty());
+    let (_, stderr) = chat(b"/exit\n");
+    assert!(stderr.contains("resumed 4 messages"), "{stderr}");
+}

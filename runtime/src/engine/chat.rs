@@ -125,6 +125,37 @@ impl Chat {
         }
     }
 
+    /// Saves the conversation (messages and the session's cache) to `path`, atomically.
+    pub fn save(&self, path: &std::path::Path) -> Result<()> {
+        let messages = serde_json::to_value(&self.messages)
+            .map_err(|e| Error::InvalidArgument(format!("cannot save the messages: {e}")))?;
+        self.session
+            .save_with(path, Some(&serde_json::json!({ "messages": messages })))
+    }
+
+    /// A conversation restored from a file [`Chat::save`] wrote, on a new session of
+    /// `engine`: the next message reuses the restored cache.
+    pub fn restore(engine: &Arc<Engine>, path: &std::path::Path) -> Result<Self> {
+        let (session, chat) = Session::restore(engine, path)?;
+        let chat = chat.ok_or_else(|| {
+            Error::InvalidArgument(
+                "session file: it holds a session, not a chat (no messages)".into(),
+            )
+        })?;
+        let messages: Vec<ChatMessage> = chat["messages"]
+            .as_array()
+            .ok_or_else(|| Error::InvalidArgument("session file: no messages".into()))?
+            .iter()
+            .map(|m| match (m["role"].as_str(), m["content"].as_str()) {
+                (Some(r), Some(c)) => Ok(ChatMessage::new(r, c)),
+                _ => Err(Error::InvalidArgument(
+                    "session file: a message without a role or content".into(),
+                )),
+            })
+            .collect::<Result<_>>()?;
+        Self::with_messages(session, messages)
+    }
+
     /// Forgets every message but the system one, and the cache.
     pub fn reset(&mut self) {
         self.messages.retain(|m| m.role == "system");

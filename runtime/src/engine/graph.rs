@@ -75,6 +75,11 @@ impl Graph {
             })
     }
 
+    /// The layers' caches.
+    pub fn caches(&self) -> &[KvLayerCache] {
+        &self.kv
+    }
+
     /// Layer `layer`'s layout and cache words, read back.
     pub fn read_cache(&self, engine: &Engine, layer: usize) -> Result<(LayerLayout, Vec<u32>)> {
         let cache = self

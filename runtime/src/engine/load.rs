@@ -42,6 +42,8 @@ pub struct Engine {
     /// Sessions open now; the lock is held while one is opened, so two threads cannot both
     /// take the last room in the budget.
     open: Mutex<usize>,
+    /// The model's identity for session files, computed when first needed.
+    identity: std::sync::OnceLock<String>,
 }
 
 impl Engine {
@@ -177,6 +179,7 @@ impl Engine {
             batch: options.batch,
             plan,
             open: Mutex::new(0),
+            identity: std::sync::OnceLock::new(),
         }))
     }
 
@@ -267,6 +270,23 @@ impl Engine {
             ),
             smallest: Some(wanted.total()),
         })
+    }
+
+    /// The model's identity: the SHA-256 of its GGUF header (metadata and tensor table), which a
+    /// session file must match. Hashing the header, not the weights, takes milliseconds.
+    pub fn model_identity(&self) -> &str {
+        self.identity.get_or_init(|| {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(self.model.file.header_bytes());
+            digest.iter().map(|b| format!("{b:02x}")).collect()
+        })
+    }
+
+    /// A session restored from a file [`Session::save`] wrote: its cache as it was stored, its
+    /// tokens, ready to go on. Refused in one line (and nothing changes) when the file is not
+    /// one, is damaged, or was saved with another model or cache configuration.
+    pub fn restore_session(self: &Arc<Self>, path: &Path) -> Result<Session> {
+        Session::restore(self, path).map(|(s, _)| s)
     }
 
     /// The engine as the architecture files and kernels see it.

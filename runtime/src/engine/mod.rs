@@ -16,6 +16,7 @@ mod load;
 pub mod perplexity;
 pub mod sampling;
 mod session;
+pub mod session_file;
 
 pub use crate::options::{EngineOptions, SelfCheck};
 pub use chat::{Chat, ContextUsage, Reply, TurnStats, ROLES};

@@ -21,6 +21,9 @@ pub enum Prompt<'a> {
     Chat(&'a [ChatMessage]),
     /// Token ids, appended to the session as they are.
     Tokens(&'a [u32]),
+    /// The whole sequence, as token ids: the part the cache already holds (a restored prompt
+    /// cache) is reused, the rest evaluated.
+    Sequence(&'a [u32]),
 }
 
 /// How to generate.
@@ -33,6 +36,8 @@ pub struct GenerateOptions {
     pub stop_at_eog: bool,
     /// Cancelled from another thread to stop after the current token (or prefill batch).
     pub cancel: Option<CancelToken>,
+    /// Record each generated token's log-probability ([`Generation::logprobs`]).
+    pub logprobs: bool,
 }
 
 /// Stops a generation from any thread, within one token (or one prefill batch). Clones share
@@ -72,6 +77,7 @@ impl Default for GenerateOptions {
             max_tokens: 256,
             stop_at_eog: true,
             cancel: None,
+            logprobs: false,
         }
     }
 }
@@ -112,6 +118,9 @@ pub struct Generation {
     pub tokens: Vec<u32>,
     /// Generated text, without the end-of-generation token.
     pub text: String,
+    /// With [`GenerateOptions::logprobs`]: each generated token's natural log-probability
+    /// under the model (before sampling's temperature and filters).
+    pub logprobs: Vec<f32>,
     pub stop: StopReason,
     pub prefill_time: Duration,
     pub decode_time: Duration,
@@ -184,6 +193,132 @@ impl Session {
     #[doc(hidden)]
     pub fn read_cache(&self, layer: usize) -> Result<(crate::kv::LayerLayout, Vec<u32>)> {
         self.graph.read_cache(&self.engine, layer)
+    }
+
+    /// Saves the session (its cache as stored, its tokens) to `path`, atomically: the file is
+    /// written beside it, synced and renamed over it, so a crash leaves the previous file.
+    /// [`Engine::restore_session`] reads it back.
+    pub fn save(&self, path: &std::path::Path) -> Result<()> {
+        self.save_with(path, None)
+    }
+
+    /// [`Session::save`] with a chat section (a [`crate::engine::Chat`]'s messages).
+    pub(crate) fn save_with(
+        &self,
+        path: &std::path::Path,
+        chat: Option<&serde_json::Value>,
+    ) -> Result<()> {
+        use crate::engine::session_file as f;
+        let engine = &self.engine;
+        let caches = self.graph.caches();
+        let n = self.history.len() as u64;
+        let header = serde_json::json!({
+            "format": f::VERSION,
+            "voyager": env!("CARGO_PKG_VERSION"),
+            "model": {
+                "identity": engine.model_identity(),
+                "name": engine.model().config.name,
+            },
+            "cache": cache_json(engine),
+            "layers": caches.len(),
+            "tokens": n,
+        });
+        let sections = 2 + caches.len() as u32 + u32::from(chat.is_some());
+        let mut w = f::Writer::create(path, sections)?;
+        w.section(f::header_kind(), header.to_string().as_bytes())?;
+        let tokens: Vec<u8> = self.history.iter().flat_map(|t| t.to_le_bytes()).collect();
+        w.section(f::tokens_kind(), &tokens)?;
+        for cache in caches {
+            let mut bytes = Vec::with_capacity(f::layer_section_bytes(&cache.layout, n) as usize);
+            for r in f::saved_ranges(&cache.layout, n) {
+                bytes.extend(engine.gpu.read_bytes(
+                    &cache.buffer,
+                    4 * r.start,
+                    4 * (r.end - r.start),
+                )?);
+            }
+            w.section(f::layer_kind(), &bytes)?;
+        }
+        if let Some(chat) = chat {
+            w.section(f::chat_kind(), chat.to_string().as_bytes())?;
+        }
+        w.finish(path)
+    }
+
+    /// A new session of `engine` holding what `path` saved, and the file's chat section.
+    pub(crate) fn restore(
+        engine: &Arc<Engine>,
+        path: &std::path::Path,
+    ) -> Result<(Session, Option<serde_json::Value>)> {
+        use crate::engine::session_file as f;
+        let bad = |why: String| Error::InvalidArgument(format!("session file: {why}"));
+        let mut r = f::Reader::open(path)?;
+        let header = r.header()?;
+        if header["model"]["identity"].as_str() != Some(engine.model_identity()) {
+            return Err(bad(format!(
+                "saved with another model ({}); this engine runs {}",
+                header["model"]["name"].as_str().unwrap_or("unnamed"),
+                engine
+                    .model()
+                    .config
+                    .name
+                    .as_deref()
+                    .unwrap_or("an unnamed model")
+            )));
+        }
+        let want = cache_json(engine);
+        if header["cache"] != want {
+            return Err(bad(format!(
+                "saved with a cache of {}; this engine's is {} (load it with the same cache                  type, window, sinks and batch)",
+                describe_cache(&header["cache"]),
+                describe_cache(&want)
+            )));
+        }
+        let mut session = engine.session()?;
+        let caches = session.graph.caches();
+        if header["layers"].as_u64() != Some(caches.len() as u64) {
+            return Err(bad("the layer count does not match the model".into()));
+        }
+        let n = header["tokens"]
+            .as_u64()
+            .filter(|&n| n < u64::from(u32::MAX))
+            .ok_or_else(|| bad("the header has no valid token count".into()))?;
+        let tokens = r.section(f::tokens_kind(), 4 * n, true)?;
+        let history: Vec<u32> = tokens
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        session.check_ids(&history)?;
+        for cache in caches {
+            let bytes = r.section(
+                f::layer_kind(),
+                f::layer_section_bytes(&cache.layout, n),
+                true,
+            )?;
+            let mut at = 0usize;
+            for range in f::saved_ranges(&cache.layout, n) {
+                let len = 4 * (range.end - range.start) as usize;
+                engine.gpu.queue().write_buffer(
+                    &cache.buffer,
+                    4 * range.start,
+                    &bytes[at..at + len],
+                );
+                at += len;
+            }
+            engine.gpu.queue().submit([]);
+        }
+        let chat = match r.sections_left() {
+            0 => None,
+            _ => Some(r.chat()?),
+        };
+        r.finish()?;
+        engine
+            .gpu
+            .device()
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("restoring a session: {e}")))?;
+        session.history = history;
+        Ok((session, chat))
     }
 
     /// The tokens in the cache.
@@ -298,6 +433,7 @@ impl Session {
                 all.extend_from_slice(ids);
                 all
             }
+            Prompt::Sequence(ids) => ids.to_vec(),
         };
         if prompt_tokens.is_empty() {
             return Err(Error::InvalidArgument("the prompt is empty".into()));
@@ -336,6 +472,7 @@ impl Session {
         let mut sampler = Sampler::new(options.sampling.clone());
         let mut decoder = StreamDecoder::new(tok);
         let mut tokens = Vec::new();
+        let mut logprobs = Vec::new();
         let mut text = String::new();
         let mut go_on = true;
         let stop = match fed {
@@ -349,6 +486,9 @@ impl Session {
                 }
                 let next = sampler.sample(&logits, &self.history);
                 tokens.push(next);
+                if options.logprobs {
+                    logprobs.push(score_row(&logits, next).logprob);
+                }
                 if options.stop_at_eog && tok.is_eog(next) {
                     break StopReason::EndOfGeneration;
                 }
@@ -371,6 +511,7 @@ impl Session {
             prompt_evicted,
             tokens,
             text,
+            logprobs,
             stop,
             prefill_time,
             decode_time: start.elapsed(),
@@ -406,6 +547,34 @@ impl Session {
             None => Ok(()),
         }
     }
+}
+
+/// What a session file records of the engine's cache: a restored cache must be laid out the
+/// same way to be read the same way.
+fn cache_json(engine: &Engine) -> serde_json::Value {
+    let kv = engine.kv_config();
+    serde_json::json!({
+        "k_type": kv.k_type.name(),
+        "v_type": kv.v_type.name(),
+        "sinks": kv.sinks,
+        "window": kv.window,
+        "recent": kv.recent,
+        "rotate": kv.rotate,
+        "center_keys": kv.center_keys,
+        "batch": engine.batch_size(),
+    })
+}
+
+fn describe_cache(v: &serde_json::Value) -> String {
+    format!(
+        "K {} V {}, window {} + {} sinks, newest {} in f16, batch {}",
+        v["k_type"].as_str().unwrap_or("?"),
+        v["v_type"].as_str().unwrap_or("?"),
+        v["window"],
+        v["sinks"],
+        v["recent"],
+        v["batch"]
+    )
 }
 
 /// The top-1 id and the log-softmax of `target` in one row of logits, in f64.

@@ -273,6 +273,13 @@ impl GgufFile {
         }
     }
 
+    /// The header's bytes (metadata and tensor table, up to the tensor data): what identifies
+    /// the model, without reading its weights.
+    pub fn header_bytes(&self) -> &[u8] {
+        let end = (self.data_offset.min(self.file_size())) as usize;
+        &self.source.bytes()[..end]
+    }
+
     /// Tensor data alignment in bytes.
     pub fn alignment(&self) -> u64 {
         self.alignment

@@ -1,6 +1,8 @@
-//! `voyager chat -m MODEL [--system TEXT]`: an interactive conversation, a thin loop over the
-//! runtime's `Chat` (which renders the model's template and feeds only new tokens). Ctrl-C
-//! stops the current answer; `/regen` answers the last message again; `/reset` starts over.
+//! `voyager chat -m MODEL [--system TEXT] [--session FILE]`: an interactive conversation, a
+//! thin loop over the runtime's `Chat` (which renders the model's template and feeds only new
+//! tokens). Ctrl-C stops the current answer; `/regen` answers the last message again; `/reset`
+//! starts over; `/save FILE` saves the conversation; with `--session` it resumes from FILE and
+//! is saved there after every turn.
 
 use std::io::{BufRead, Write};
 
@@ -21,10 +23,15 @@ pub struct Args {
     /// Most tokens per answer.
     #[arg(short = 'n', long = "n-predict", default_value_t = 1024)]
     n_predict: usize,
+    /// Resume the conversation saved in FILE (messages and cache, at the cache's own
+    /// precision) and save it there after every turn; a new conversation starts when FILE
+    /// does not exist.
+    #[arg(long, value_name = "FILE")]
+    session: Option<std::path::PathBuf>,
 }
 
-const HELP: &str = "/regen answers the last message again, /reset starts over, /exit or Ctrl-D \
-                    quits, Ctrl-C stops an answer";
+const HELP: &str = "/regen answers the last message again, /reset starts over, /save FILE \
+                    saves the conversation, /exit or Ctrl-D quits, Ctrl-C stops an answer";
 
 pub fn run(args: Args) -> Result<()> {
     let options = GenerateOptions {
@@ -32,9 +39,25 @@ pub fn run(args: Args) -> Result<()> {
         max_tokens: args.n_predict,
         stop_at_eog: true,
         cancel: None,
+        logprobs: false,
     };
     let engine = crate::load::engine(&args.model, false)?;
-    let mut chat = Chat::new(&engine, args.system.as_deref())?;
+    let mut chat = match &args.session {
+        Some(path) if path.exists() => {
+            let chat = Chat::restore(&engine, path)?;
+            if args.system.is_some() {
+                log::warn!("resuming a saved conversation: --system is ignored");
+            }
+            eprintln!(
+                "resumed {} messages from {} ({} tokens in the cache)",
+                chat.messages().len(),
+                path.display(),
+                chat.session().history().len()
+            );
+            chat
+        }
+        _ => Chat::new(&engine, args.system.as_deref())?,
+    };
     // Ctrl-C cancels the answer in progress (the chat clears the token at each turn).
     chat.set_cancel_token(crate::interrupt::token());
     eprintln!("chatting with {} ({HELP})", args.model.model);
@@ -65,11 +88,36 @@ pub fn run(args: Args) -> Result<()> {
                 continue;
             }
             "/regen" => chat.regenerate(&options, &mut show),
+            cmd if cmd.starts_with("/save") => {
+                let file = cmd["/save".len()..].trim();
+                match (file, &args.session) {
+                    ("", None) => eprintln!("error: /save needs a file name"),
+                    (f, session) => {
+                        let path = if f.is_empty() {
+                            session.clone().unwrap_or_default()
+                        } else {
+                            f.into()
+                        };
+                        match chat.save(&path) {
+                            Ok(()) => eprintln!("saved to {}", path.display()),
+                            Err(e) => eprintln!("error: {e}"),
+                        }
+                    }
+                }
+                continue;
+            }
             _ => chat.send(input, &options, &mut show),
         };
         drop(stdout);
         match reply {
-            Ok(reply) => report(&reply, &chat)?,
+            Ok(reply) => {
+                report(&reply, &chat)?;
+                if let Some(path) = &args.session {
+                    if let Err(e) = chat.save(path) {
+                        eprintln!("error: {e}");
+                    }
+                }
+            }
             // A bad turn (say, one the template refuses) leaves the conversation as it was.
             Err(e) => eprintln!("error: {e}"),
         }

@@ -1,4 +1,4 @@
-//! `voyager run -m MODEL [sampling] [--json] PROMPT`
+//! `voyager run -m MODEL [sampling] [--json] [--prompt-cache FILE] PROMPT`
 
 use std::io::Write;
 
@@ -23,6 +23,11 @@ pub struct Args {
     /// Print one JSON object {"prompt_tokens", "tokens", "text"} instead of streaming.
     #[arg(long)]
     json: bool,
+    /// Keep the prompt's cache in FILE: the first run saves it after evaluating the prompt; a
+    /// later run whose prompt starts with the same tokens restores it instead of evaluating
+    /// them again (llama.cpp's flag). A file for another model or cache is refused.
+    #[arg(long = "prompt-cache", value_name = "FILE")]
+    prompt_cache: Option<std::path::PathBuf>,
     /// The prompt, as raw text (tokenized as `voyager tokenize` does).
     prompt: String,
 }
@@ -33,13 +38,52 @@ pub fn run(args: Args) -> Result<()> {
         max_tokens: args.n_predict,
         stop_at_eog: !args.ignore_eos,
         cancel: Some(crate::interrupt::token()),
+        logprobs: false,
     };
     let engine = crate::load::engine(&args.model, false)?;
-    let mut session = engine.session()?;
+    let ids = engine.model().tokenizer.encode(&args.prompt, true)?;
+    let start = std::time::Instant::now();
+    let mut session = match &args.prompt_cache {
+        Some(path) if path.exists() => engine.restore_session(path)?,
+        _ => engine.session()?,
+    };
+    let restore_time = start.elapsed();
+    if let Some(path) = &args.prompt_cache {
+        let reused = session
+            .history()
+            .iter()
+            .zip(&ids)
+            .take_while(|(a, b)| a == b)
+            .count();
+        eprintln!(
+            "prompt cache {}: reused {reused} of {} prompt tokens (restored in {:.2} s)",
+            path.display(),
+            ids.len(),
+            restore_time.as_secs_f64()
+        );
+        // Evaluate what the file lacks and save before generating, so the file holds the
+        // prompt (generation then evaluates the prompt's last token again, as any reply does).
+        if reused < ids.len() || session.history().len() != ids.len() {
+            let prefill = GenerateOptions {
+                max_tokens: 0,
+                ..options.clone()
+            };
+            let g = session.generate(Prompt::Sequence(&ids), &prefill, &mut |_| true)?;
+            let start = std::time::Instant::now();
+            session.save(path)?;
+            eprintln!(
+                "prompt cache {}: evaluated {} tokens in {:.2} s, saved in {:.2} s",
+                path.display(),
+                g.prefilled,
+                g.prefill_time.as_secs_f64(),
+                start.elapsed().as_secs_f64()
+            );
+        }
+    }
     let mut stdout = std::io::stdout().lock();
     let stream = !args.json;
     let mut write_err = None;
-    let gen = session.generate(Prompt::Text(&args.prompt), &options, &mut |piece| {
+    let gen = session.generate(Prompt::Sequence(&ids), &options, &mut |piece| {
         if stream && write_err.is_none() {
             if let Err(e) = stdout
                 .write_all(piece.as_bytes())
