@@ -243,7 +243,11 @@ impl<R: Read> Reader<R> {
             .map_err(|e| bad(format!("cannot read a section header: {e}")))?;
         self.left -= 48;
         let got = u32::from_le_bytes(head[..4].try_into().expect("4 bytes"));
+        let reserved = u32::from_le_bytes(head[4..8].try_into().expect("4 bytes"));
         let len = u64::from_le_bytes(head[8..16].try_into().expect("8 bytes"));
+        if reserved != 0 {
+            return Err(bad("a damaged section header (reserved bits set)"));
+        }
         if !kinds.contains(&got) {
             return Err(bad(format!(
                 "expected section {kinds:?}, found {got} (damaged or written by another version)"
