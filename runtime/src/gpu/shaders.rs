@@ -86,8 +86,14 @@ use crate::Result;
 pub mod matmul_tiles {
     /// Rows per workgroup (both tilings); baked into the shader as `ROWS`.
     pub const ROWS: u32 = 4;
-    /// Tokens per workgroup for prefill (`n_tokens > 1`).
+    /// Tokens per workgroup for prefill (`n_tokens > 1`) with the cooperative strategy: its
+    /// partial sums (ROWS x TILE x 64 floats) live in workgroup memory, 8 KiB at 8 tokens,
+    /// well inside the 16 KiB every WebGPU device has.
     pub const PREFILL_TILE: u32 = 8;
+    /// Tokens per workgroup for prefill with the row-per-thread strategy (CPU adapters): each
+    /// dequantized weight group then serves 16 tokens; measured on lavapipe, 16 beat 8 by
+    /// 15-20% and 32 by 8% in prefill tokens/s (docs/BENCHMARKS.md).
+    pub const ROWWISE_PREFILL_TILE: u32 = 16;
     /// Tokens per workgroup for decode (`n_tokens == 1`).
     pub const DECODE_TILE: u32 = 1;
 }
@@ -198,13 +204,17 @@ pub fn embedding_source(ty: GgmlType) -> Result<String> {
 /// (prefill tile), `matvec_<type>` (decode) and `embedding_<type>` for each of
 /// type that [`GgmlType::runs_on_gpu`], and the three KV cache kernels.
 pub fn variants() -> Result<Vec<(String, String)>> {
-    use matmul_tiles::{DECODE_TILE, PREFILL_TILE, ROWS};
+    use matmul_tiles::{DECODE_TILE, PREFILL_TILE, ROWS, ROWWISE_PREFILL_TILE};
     let mut out = Vec::new();
     for ty in GgmlType::all().filter(|t| t.runs_on_gpu()) {
         let name = quant_name(ty)?;
         out.push((
             format!("matmul_{name}"),
             matmul_source(ty, PREFILL_TILE, ROWS)?,
+        ));
+        out.push((
+            format!("matmul_t{ROWWISE_PREFILL_TILE}_{name}"),
+            matmul_source(ty, ROWWISE_PREFILL_TILE, ROWS)?,
         ));
         out.push((
             format!("matvec_{name}"),

@@ -20,7 +20,17 @@ use crate::gpu::weights::GpuWeight;
 use crate::gpu::{pipeline, shaders};
 use crate::{Error, Result};
 
-pub use crate::gpu::shaders::matmul_tiles::{DECODE_TILE, PREFILL_TILE, ROWS};
+pub use crate::gpu::shaders::matmul_tiles::{
+    DECODE_TILE, PREFILL_TILE, ROWS, ROWWISE_PREFILL_TILE,
+};
+
+/// Tokens per workgroup in prefill for each strategy.
+pub fn prefill_tile(strategy: Strategy) -> u32 {
+    match strategy {
+        Strategy::Cooperative => PREFILL_TILE,
+        Strategy::RowPerThread => ROWWISE_PREFILL_TILE,
+    }
+}
 /// Threads per workgroup; must match `@workgroup_size` in `shaders/matmul.wgsl`.
 pub const WORKGROUP_SIZE: u32 = 64;
 
@@ -213,7 +223,7 @@ impl MatmulKernel {
                 &self.device,
                 &format!("matmul_{name}"),
                 &self.layout,
-                &shaders::matmul_source(ty, PREFILL_TILE, ROWS)?,
+                &shaders::matmul_source(ty, prefill_tile(self.strategy), ROWS)?,
                 entry,
             )?,
         };
@@ -241,7 +251,9 @@ impl MatmulKernel {
         max_tokens: u32,
     ) -> Result<MatmulBinding> {
         let what = format!("matmul `{}`", weight.name());
-        if max_tokens == 0 || max_tokens.div_ceil(PREFILL_TILE) > self.max_groups_per_dim {
+        if max_tokens == 0
+            || max_tokens.div_ceil(prefill_tile(self.strategy)) > self.max_groups_per_dim
+        {
             return Err(Error::Gpu(format!(
                 "{what}: max_tokens = {max_tokens} is out of range"
             )));
@@ -336,7 +348,10 @@ impl MatmulKernel {
         let (pipeline, tiles) = if n_tokens == 1 {
             (&binding.pipelines.decode, 1)
         } else {
-            (&binding.pipelines.prefill, n_tokens.div_ceil(PREFILL_TILE))
+            (
+                &binding.pipelines.prefill,
+                n_tokens.div_ceil(prefill_tile(self.strategy)),
+            )
         };
         pass.set_pipeline(pipeline);
         for chunk in &binding.chunks {
