@@ -85,6 +85,7 @@ fn pure_temperature(temperature: f32, seed: u64) -> SamplingParams {
         repeat_penalty: 1.0,
         repeat_last_n: 64,
         seed,
+        ..SamplingParams::default()
     }
 }
 
@@ -609,6 +610,46 @@ fn repeat_penalty_exact_values_and_window() {
         "token 0 is outside the window"
     );
     assert_eq!(s.sample(&[3.0, 2.9, -5.0], &[2, 2, 0]), 1);
+}
+
+#[test]
+fn frequency_and_presence_penalties_count_occurrences_in_the_window() {
+    let logits = [3.0f32, -2.0, 1.0, 0.5];
+    let read = |freq: f32, present: f32, repeat: f32, last_n: usize, history: &[u32]| {
+        let mut s = Sampler::new(SamplingParams {
+            frequency_penalty: freq,
+            presence_penalty: present,
+            repeat_penalty: repeat,
+            repeat_last_n: last_n,
+            ..pure_temperature(1.0, 0)
+        });
+        let mut d = s.distribution(&logits, history).to_vec();
+        d.sort_by_key(|c| c.id);
+        d.iter().map(|c| c.logit).collect::<Vec<_>>()
+    };
+    // Token 0 three times, token 2 once, 9 outside the vocabulary: frequency 0.5 per
+    // occurrence, presence 0.25 once.
+    assert_eq!(
+        read(0.5, 0.25, 1.0, 64, &[0, 2, 0, 9, 0]),
+        vec![3.0 - 1.5 - 0.25, -2.0, 1.0 - 0.5 - 0.25, 0.5]
+    );
+    // Negative values raise the logits (OpenAI allows -2..2).
+    assert_eq!(
+        read(-1.0, 0.0, 1.0, 64, &[1, 1]),
+        vec![3.0, 0.0, 1.0, 0.5]
+    );
+    // The window bounds the count; the repetition penalty comes first (3 / 2 - 2 * 0.5).
+    assert_eq!(
+        read(0.5, 0.0, 2.0, 2, &[0, 0, 0]),
+        vec![0.5, -2.0, 1.0, 0.5]
+    );
+    // Both at 0 change nothing; a non-finite value is refused by validate.
+    assert_eq!(read(0.0, 0.0, 1.0, 64, &[0, 1, 2]), logits.to_vec());
+    let bad = SamplingParams {
+        frequency_penalty: f32::NAN,
+        ..SamplingParams::default()
+    };
+    assert!(bad.validate().unwrap_err().contains("frequency_penalty"));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ fn greedy(max_tokens: usize) -> GenerateOptions {
         stop_at_eog: false,
         cancel: None,
         logprobs: false,
+        ..Default::default()
     }
 }
 
@@ -124,14 +125,16 @@ fn chat_feeds_only_new_tokens_regenerates_and_edits() {
     );
     assert_eq!(chat.messages().len(), 5);
 
-    // Edit the first user message: the later turns go, the system prompt stays cached.
+    // Edit the first user message: the later turns go. What stays the same is the system
+    // prompt, shorter than the first batch, whose keys set the cache's key mean: it is
+    // evaluated again, so the answer is exactly a fresh chat's (a reused prefix always covers
+    // the first batch).
     let edited = chat
         .edit(1, "What is 5+5?", &options, &mut |_| true)
         .unwrap();
     assert_eq!(chat.messages().len(), 3);
     assert_eq!(chat.messages()[1].content, "What is 5+5?");
-    assert!(edited.stats.reused_tokens > 0, "{:?}", edited.stats);
-    assert!(edited.stats.reused_tokens < first.stats.prompt_tokens);
+    assert_eq!(edited.stats.reused_tokens, 0, "{:?}", edited.stats);
     // A fresh chat with the edited conversation answers the same.
     let mut fresh = Chat::new(engine, Some("You are a helpful assistant.")).unwrap();
     let want = fresh.send("What is 5+5?", &options, &mut |_| true).unwrap();

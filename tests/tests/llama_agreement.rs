@@ -134,6 +134,7 @@ fn agreement(model: &str) {
             stop_at_eog: false,
             cancel: None,
             logprobs: false,
+            ..Default::default()
         };
         let gen = session
             .generate(Prompt::Tokens(&ids(&prompt["ids"])), &options, &mut |_| {

@@ -80,6 +80,7 @@ fn generation_runs_past_the_window_at_constant_memory() {
         stop_at_eog: false,
         cancel: None,
         logprobs: false,
+        ..Default::default()
     };
     let before = engine.gpu().memory_stats();
     let mut text = String::new();
@@ -117,6 +118,7 @@ fn regenerating_an_answer_repeats_it() {
         stop_at_eog: false,
         cancel: None,
         logprobs: false,
+        ..Default::default()
     };
     let chat = [ChatMessage {
         role: "user".into(),

@@ -144,6 +144,14 @@ pub struct SamplingArgs {
     /// How many recent tokens the repetition penalty looks at.
     #[arg(long = "repeat-last-n", default_value_t = SamplingParams::default().repeat_last_n)]
     pub repeat_last_n: usize,
+    /// Lower a recent token's logit by this much per time it occurs in the last
+    /// --repeat-last-n tokens (0: off).
+    #[arg(long = "frequency-penalty", default_value_t = 0.0, allow_negative_numbers = true)]
+    pub frequency_penalty: f32,
+    /// Lower the logit of every token seen in the last --repeat-last-n tokens by this much,
+    /// once (0: off).
+    #[arg(long = "presence-penalty", default_value_t = 0.0, allow_negative_numbers = true)]
+    pub presence_penalty: f32,
     /// Random seed: the same seed gives the same output.
     #[arg(short = 's', long, default_value_t = SamplingParams::default().seed)]
     pub seed: u64,
@@ -158,6 +166,8 @@ impl SamplingArgs {
             min_p: self.min_p,
             repeat_penalty: self.repeat_penalty,
             repeat_last_n: self.repeat_last_n,
+            frequency_penalty: self.frequency_penalty,
+            presence_penalty: self.presence_penalty,
             seed: self.seed,
         };
         p.validate().map_err(anyhow::Error::msg)?;

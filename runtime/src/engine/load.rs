@@ -272,6 +272,15 @@ impl Engine {
         })
     }
 
+    /// The token ids of `messages` rendered with the model's chat template, ending with the
+    /// prompt for the assistant's answer: what a chat turn evaluates (a host that picks a
+    /// session by the prefix it already holds compares these).
+    pub fn chat_tokens(&self, messages: &[crate::tokenizer::ChatMessage]) -> Result<Vec<u32>> {
+        self.model
+            .template
+            .encode(&self.model.tokenizer, messages, true)
+    }
+
     /// The model's identity: the SHA-256 of its GGUF header (metadata and tensor table), which a
     /// session file must match. Hashing the header, not the weights, takes milliseconds.
     pub fn model_identity(&self) -> &str {

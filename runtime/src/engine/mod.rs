@@ -17,12 +17,14 @@ pub mod perplexity;
 pub mod sampling;
 mod session;
 pub mod session_file;
+mod stop_text;
 
 pub use crate::options::{EngineOptions, SelfCheck};
 pub use chat::{Chat, ContextUsage, Reply, TurnStats, ROLES};
 pub use load::{Engine, LoadProgress};
 pub use session::{
-    CancelToken, GenerateOptions, Generation, Prompt, Session, StopReason, TokenScore,
+    CancelToken, GenerateOptions, Generation, Piece, Prompt, Session, StopReason, TokenLogprob,
+    TokenScore,
 };
 
 /// Compile-time proof of what hosts rely on: an engine shared across threads, sessions and

@@ -6,6 +6,9 @@
 //! 1. **repetition penalty** (`--repeat-penalty`, `--repeat-last-n`): every *distinct* token among
 //!    the last `repeat_last_n` tokens of the history has its logit divided by the penalty when
 //!    positive and multiplied by it otherwise (applied once per token, however often it occurs);
+//!    then, as llama.cpp's `penalty_freq`/`penalty_present` and OpenAI's `frequency_penalty`/
+//!    `presence_penalty`, each such token's logit is lowered by `frequency_penalty` times its
+//!    count in that window plus `presence_penalty` once;
 //! 2. if `temperature <= 0`: **greedy** — the argmax, ties going to the lowest id; the RNG is not
 //!    touched. Otherwise:
 //! 3. **top-k** (`--top-k`, 0 = off): keep the `k` highest logits;
@@ -66,6 +69,13 @@ pub struct SamplingParams {
     /// `--repeat-last-n`: how many of the most recent history tokens the penalty looks at.
     /// 0 disables the penalty; `usize::MAX` means the whole history (llama.cpp's `-1`).
     pub repeat_last_n: usize,
+    /// Subtracted from a recent token's logit once per occurrence among the last
+    /// `repeat_last_n` tokens (OpenAI's `frequency_penalty`, llama.cpp's `--frequency-penalty`).
+    /// 0.0 disables it.
+    pub frequency_penalty: f32,
+    /// Subtracted once from the logit of every token among the last `repeat_last_n` (OpenAI's
+    /// `presence_penalty`, llama.cpp's `--presence-penalty`). 0.0 disables it.
+    pub presence_penalty: f32,
     /// Seed of the sampler's RNG. The same seed and the same sequence of logits give the same
     /// tokens.
     pub seed: u64,
@@ -83,6 +93,8 @@ impl Default for SamplingParams {
             min_p: 0.05,
             repeat_penalty: 1.0,
             repeat_last_n: 64,
+            frequency_penalty: 0.0,
+            presence_penalty: 0.0,
             seed: DEFAULT_SEED,
         }
     }
@@ -124,6 +136,14 @@ impl SamplingParams {
                 "repeat_penalty must be a finite number > 0 (1 = disabled), got {}",
                 self.repeat_penalty
             ));
+        }
+        for (name, v) in [
+            ("frequency_penalty", self.frequency_penalty),
+            ("presence_penalty", self.presence_penalty),
+        ] {
+            if !v.is_finite() {
+                return Err(format!("{name} must be a finite number (0 = disabled), got {v}"));
+            }
         }
         Ok(())
     }
@@ -316,26 +336,35 @@ impl Sampler {
             }));
 
         let penalty = self.params.repeat_penalty;
+        let (freq, present) = (
+            self.params.frequency_penalty,
+            self.params.presence_penalty,
+        );
         let n = self.params.repeat_last_n;
-        let active =
-            n > 0 && !history.is_empty() && penalty != 1.0 && penalty > 0.0 && penalty.is_finite();
-        if !active {
+        let repeat = penalty != 1.0 && penalty > 0.0 && penalty.is_finite();
+        let additive = (freq != 0.0 && freq.is_finite()) || (present != 0.0 && present.is_finite());
+        if n == 0 || history.is_empty() || !(repeat || additive) {
             return;
         }
         let recent = &history[history.len().saturating_sub(n)..];
         self.window.clear();
         self.window.extend_from_slice(recent);
         self.window.sort_unstable();
-        self.window.dedup();
-        for &t in &self.window {
-            if let Some(c) = self.cands.get_mut(t as usize) {
-                // Candidates are still indexed by id here.
+        let freq = if freq.is_finite() { freq } else { 0.0 };
+        let present = if present.is_finite() { present } else { 0.0 };
+        for run in self.window.chunk_by(|a, b| a == b) {
+            // Candidates are still indexed by id here.
+            let Some(c) = self.cands.get_mut(run[0] as usize) else {
+                continue;
+            };
+            if repeat {
                 c.logit = if c.logit > 0.0 {
                     c.logit / penalty
                 } else {
                     c.logit * penalty
                 };
             }
+            c.logit -= run.len() as f32 * freq + present;
         }
     }
 

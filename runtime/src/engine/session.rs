@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::graph::{Graph, Logits};
 use crate::engine::sampling::{Sampler, SamplingParams};
+use crate::engine::stop_text::StopText;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::tokenizer::{ChatMessage, StreamDecoder};
@@ -38,6 +39,12 @@ pub struct GenerateOptions {
     pub cancel: Option<CancelToken>,
     /// Record each generated token's log-probability ([`Generation::logprobs`]).
     pub logprobs: bool,
+    /// Also record the this many most likely tokens at each step, with their
+    /// log-probabilities ([`Generation::top_logprobs`]); implies `logprobs`.
+    pub top_logprobs: usize,
+    /// Texts that end the reply where they first appear; the reply stops before them and
+    /// never shows them, not even in part while streaming ([`StopReason::StopSequence`]).
+    pub stop: Vec<String>,
 }
 
 /// Stops a generation from any thread, within one token (or one prefill batch). Clones share
@@ -78,6 +85,8 @@ impl Default for GenerateOptions {
             stop_at_eog: true,
             cancel: None,
             logprobs: false,
+            top_logprobs: 0,
+            stop: Vec::new(),
         }
     }
 }
@@ -91,17 +100,40 @@ pub enum StopReason {
     TokenLimit,
     /// The cancel token was cancelled, or the text callback asked to stop.
     Cancelled,
+    /// The text reached one of [`GenerateOptions::stop`].
+    StopSequence,
 }
 
 impl StopReason {
-    /// A stable lower-case name: `eog`, `length`, `cancelled`.
+    /// A stable lower-case name: `eog`, `length`, `cancelled`, `stop`.
     pub fn name(self) -> &'static str {
         match self {
             StopReason::EndOfGeneration => "eog",
             StopReason::TokenLimit => "length",
             StopReason::Cancelled => "cancelled",
+            StopReason::StopSequence => "stop",
         }
     }
+}
+
+/// A token and its natural log-probability under the model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TokenLogprob {
+    pub id: u32,
+    pub logprob: f32,
+}
+
+/// A piece of a reply as [`Session::generate_pieces`] streams it: text that is complete UTF-8
+/// (and clear of any stop sequence), with the tokens generated since the previous piece.
+#[derive(Debug, Clone, Copy)]
+pub struct Piece<'a> {
+    pub text: &'a str,
+    /// Tokens generated since the previous piece (an end-of-generation token included).
+    pub tokens: &'a [u32],
+    /// Their log-probabilities, with [`GenerateOptions::logprobs`] (else empty).
+    pub logprobs: &'a [f32],
+    /// Their most likely alternatives, with [`GenerateOptions::top_logprobs`] (else empty).
+    pub top_logprobs: &'a [Vec<TokenLogprob>],
 }
 
 /// The result of [`Session::generate`].
@@ -121,6 +153,9 @@ pub struct Generation {
     /// With [`GenerateOptions::logprobs`]: each generated token's natural log-probability
     /// under the model (before sampling's temperature and filters).
     pub logprobs: Vec<f32>,
+    /// With [`GenerateOptions::top_logprobs`]: at each step, the most likely tokens, most
+    /// likely first.
+    pub top_logprobs: Vec<Vec<TokenLogprob>>,
     pub stop: StopReason,
     pub prefill_time: Duration,
     pub decode_time: Duration,
@@ -163,6 +198,9 @@ pub struct Session {
     graph: Graph,
     /// Tokens whose keys and values are in the cache, in position order.
     history: Vec<u32>,
+    /// Tokens in the batch written at position 0: the cache's key mean was measured over
+    /// them, so a reused prefix must cover them to give what a fresh evaluation gives.
+    first_batch: usize,
 }
 
 impl Drop for Session {
@@ -179,6 +217,7 @@ impl Session {
             engine,
             graph,
             history: Vec::new(),
+            first_batch: 0,
         })
     }
 
@@ -317,6 +356,8 @@ impl Session {
             .device()
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Gpu(format!("restoring a session: {e}")))?;
+        // Saved sessions were evaluated from position 0 in whole batches.
+        session.first_batch = history.len().min(engine.batch_size());
         session.history = history;
         Ok((session, chat))
     }
@@ -375,6 +416,9 @@ impl Session {
             }
             let pos = self.history.len() as u32;
             logits = self.graph.step(&self.engine, chunk, pos, Logits::Last)?;
+            if pos == 0 {
+                self.first_batch = chunk.len();
+            }
             self.history.extend_from_slice(chunk);
         }
         Ok(Some(logits))
@@ -392,6 +436,9 @@ impl Session {
         for (c, chunk) in tokens.chunks(batch).enumerate() {
             let pos = (c * batch) as u32;
             let logits = self.graph.step(&self.engine, chunk, pos, Logits::All)?;
+            if pos == 0 {
+                self.first_batch = chunk.len();
+            }
             self.history.extend_from_slice(chunk);
             for (i, row) in logits.chunks_exact(vocab).enumerate() {
                 let Some(&next) = tokens.get(c * batch + i + 1) else {
@@ -414,6 +461,20 @@ impl Session {
         prompt: Prompt<'_>,
         options: &GenerateOptions,
         on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Generation> {
+        self.generate_pieces(prompt, options, &mut |piece| {
+            piece.text.is_empty() || on_text(piece.text)
+        })
+    }
+
+    /// [`Session::generate`] that streams each [`Piece`] with its tokens and, when asked for,
+    /// their log-probabilities (what an API reporting per-token details while streaming
+    /// needs). The last piece may have empty text: it carries the tokens not yet reported.
+    pub fn generate_pieces(
+        &mut self,
+        prompt: Prompt<'_>,
+        options: &GenerateOptions,
+        on_piece: &mut dyn FnMut(Piece<'_>) -> bool,
     ) -> Result<Generation> {
         options
             .sampling
@@ -441,11 +502,13 @@ impl Session {
         // Reuse the cached prefix; always evaluate at least the prompt's last token, whose
         // logits start the reply. Rolling back (a chat turn edited or regenerated) keeps the
         // cache only when the ring still holds every key the next queries need; otherwise
-        // evaluate from the start.
-        let mut common = self
-            .common_prefix(&prompt_tokens)
-            .min(prompt_tokens.len() - 1);
-        if !self.graph.can_roll_back(self.history.len(), common) {
+        // evaluate from the start. A prefix shorter than the first batch is evaluated again
+        // too: the keys' mean was measured over that batch, and a fresh evaluation of this
+        // prompt would measure it over its own, so reusing it would make the reply depend on
+        // what the session held before (another conversation sharing a system prompt).
+        let shared = self.common_prefix(&prompt_tokens);
+        let mut common = shared.min(prompt_tokens.len() - 1);
+        if shared < self.first_batch || !self.graph.can_roll_back(self.history.len(), common) {
             common = 0;
         }
         self.history.truncate(common);
@@ -471,9 +534,28 @@ impl Session {
         let start = Instant::now();
         let mut sampler = Sampler::new(options.sampling.clone());
         let mut decoder = StreamDecoder::new(tok);
+        let mut stop_text = StopText::new(&options.stop);
+        let want_logprobs = options.logprobs || options.top_logprobs > 0;
         let mut tokens = Vec::new();
         let mut logprobs = Vec::new();
+        let mut top_logprobs = Vec::new();
         let mut text = String::new();
+        // Tokens up to here have been reported in a piece.
+        let mut reported = 0;
+        let mut report = |text_piece: &str,
+                          tokens: &[u32],
+                          logprobs: &[f32],
+                          top: &[Vec<TokenLogprob>],
+                          reported: &mut usize| {
+            let from = *reported;
+            *reported = tokens.len();
+            on_piece(Piece {
+                text: text_piece,
+                tokens: &tokens[from..],
+                logprobs: logprobs.get(from..).unwrap_or_default(),
+                top_logprobs: top.get(from..).unwrap_or_default(),
+            })
+        };
         let mut go_on = true;
         let stop = match fed {
             None => StopReason::Cancelled,
@@ -486,24 +568,38 @@ impl Session {
                 }
                 let next = sampler.sample(&logits, &self.history);
                 tokens.push(next);
-                if options.logprobs {
+                if want_logprobs {
                     logprobs.push(score_row(&logits, next).logprob);
+                }
+                if options.top_logprobs > 0 {
+                    top_logprobs.push(top_tokens(&logits, options.top_logprobs));
                 }
                 if options.stop_at_eog && tok.is_eog(next) {
                     break StopReason::EndOfGeneration;
                 }
-                let piece = decoder.push(next)?;
-                if !piece.is_empty() {
-                    text.push_str(&piece);
-                    go_on = on_text(&piece);
+                let released = stop_text.push(&decoder.push(next)?);
+                if !released.text.is_empty() || released.stopped {
+                    text.push_str(&released.text);
+                    go_on = report(
+                        &released.text,
+                        &tokens,
+                        &logprobs,
+                        &top_logprobs,
+                        &mut reported,
+                    );
+                }
+                if released.stopped {
+                    break StopReason::StopSequence;
                 }
                 logits = self.feed(&[next])?;
             },
         };
-        let rest = decoder.finish();
-        if !rest.is_empty() {
+        if stop != StopReason::StopSequence {
+            let rest = stop_text.push(&decoder.finish()).text + &stop_text.finish();
             text.push_str(&rest);
-            on_text(&rest);
+            if !rest.is_empty() || reported < tokens.len() {
+                report(&rest, &tokens, &logprobs, &top_logprobs, &mut reported);
+            }
         }
         Ok(Generation {
             prompt_tokens,
@@ -512,6 +608,7 @@ impl Session {
             tokens,
             text,
             logprobs,
+            top_logprobs,
             stop,
             prefill_time,
             decode_time: start.elapsed(),
@@ -575,6 +672,35 @@ fn describe_cache(v: &serde_json::Value) -> String {
         v["recent"],
         v["batch"]
     )
+}
+
+/// The `n` most likely tokens of one row of logits with their log-probabilities, most likely
+/// first (ties to the lower id).
+fn top_tokens(row: &[f32], n: usize) -> Vec<TokenLogprob> {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let log_sum = row
+        .iter()
+        .map(|&v| f64::from(v - max).exp())
+        .sum::<f64>()
+        .ln();
+    let mut ids: Vec<u32> = (0..row.len() as u32).collect();
+    let rank = |a: &u32, b: &u32| {
+        row[*b as usize]
+            .total_cmp(&row[*a as usize])
+            .then(a.cmp(b))
+    };
+    let n = n.min(ids.len());
+    if n < ids.len() {
+        ids.select_nth_unstable_by(n, rank);
+        ids.truncate(n);
+    }
+    ids.sort_unstable_by(rank);
+    ids.into_iter()
+        .map(|id| TokenLogprob {
+            id,
+            logprob: (f64::from(row[id as usize] - max) - log_sum) as f32,
+        })
+        .collect()
 }
 
 /// The top-1 id and the log-softmax of `target` in one row of logits, in f64.

@@ -40,6 +40,7 @@ pub fn run(args: Args) -> Result<()> {
         stop_at_eog: true,
         cancel: None,
         logprobs: false,
+        ..Default::default()
     };
     let engine = crate::load::engine(&args.model, false)?;
     let mut chat = match &args.session {

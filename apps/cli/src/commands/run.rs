@@ -5,6 +5,7 @@ use std::io::Write;
 use anyhow::Result;
 use serde_json::json;
 use voyager_runtime::engine::{GenerateOptions, Prompt};
+use voyager_runtime::tokenizer::ChatMessage;
 
 use crate::args::{ModelArgs, SamplingArgs};
 
@@ -28,7 +29,18 @@ pub struct Args {
     /// them again (llama.cpp's flag). A file for another model or cache is refused.
     #[arg(long = "prompt-cache", value_name = "FILE")]
     prompt_cache: Option<std::path::PathBuf>,
-    /// The prompt, as raw text (tokenized as `voyager tokenize` does).
+    /// Send the prompt as a user message in the model's chat template (as `voyager chat` and
+    /// the server's chat completions do) instead of as raw text.
+    #[arg(long)]
+    chat: bool,
+    /// With --chat: a system message before the prompt.
+    #[arg(long, value_name = "TEXT", requires = "chat")]
+    system: Option<String>,
+    /// Stop where this text appears; it is not printed (repeatable).
+    #[arg(long, value_name = "TEXT")]
+    stop: Vec<String>,
+    /// The prompt, as raw text (tokenized as `voyager tokenize` does), or with --chat the
+    /// user's message.
     prompt: String,
 }
 
@@ -39,9 +51,20 @@ pub fn run(args: Args) -> Result<()> {
         stop_at_eog: !args.ignore_eos,
         cancel: Some(crate::interrupt::token()),
         logprobs: false,
+        stop: args.stop.clone(),
+        ..Default::default()
     };
     let engine = crate::load::engine(&args.model, false)?;
-    let ids = engine.model().tokenizer.encode(&args.prompt, true)?;
+    let ids = if args.chat {
+        let mut messages = Vec::new();
+        if let Some(system) = &args.system {
+            messages.push(ChatMessage::new("system", system.as_str()));
+        }
+        messages.push(ChatMessage::new("user", args.prompt.as_str()));
+        engine.chat_tokens(&messages)?
+    } else {
+        engine.model().tokenizer.encode(&args.prompt, true)?
+    };
     let start = std::time::Instant::now();
     let mut session = match &args.prompt_cache {
         Some(path) if path.exists() => engine.restore_session(path)?,
