@@ -634,10 +634,7 @@ fn frequency_and_presence_penalties_count_occurrences_in_the_window() {
         vec![3.0 - 1.5 - 0.25, -2.0, 1.0 - 0.5 - 0.25, 0.5]
     );
     // Negative values raise the logits (OpenAI allows -2..2).
-    assert_eq!(
-        read(-1.0, 0.0, 1.0, 64, &[1, 1]),
-        vec![3.0, 0.0, 1.0, 0.5]
-    );
+    assert_eq!(read(-1.0, 0.0, 1.0, 64, &[1, 1]), vec![3.0, 0.0, 1.0, 0.5]);
     // The window bounds the count; the repetition penalty comes first (3 / 2 - 2 * 0.5).
     assert_eq!(
         read(0.5, 0.0, 2.0, 2, &[0, 0, 0]),

@@ -146,11 +146,19 @@ pub struct SamplingArgs {
     pub repeat_last_n: usize,
     /// Lower a recent token's logit by this much per time it occurs in the last
     /// --repeat-last-n tokens (0: off).
-    #[arg(long = "frequency-penalty", default_value_t = 0.0, allow_negative_numbers = true)]
+    #[arg(
+        long = "frequency-penalty",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
     pub frequency_penalty: f32,
     /// Lower the logit of every token seen in the last --repeat-last-n tokens by this much,
     /// once (0: off).
-    #[arg(long = "presence-penalty", default_value_t = 0.0, allow_negative_numbers = true)]
+    #[arg(
+        long = "presence-penalty",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
     pub presence_penalty: f32,
     /// Random seed: the same seed gives the same output.
     #[arg(short = 's', long, default_value_t = SamplingParams::default().seed)]

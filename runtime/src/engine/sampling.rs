@@ -142,7 +142,9 @@ impl SamplingParams {
             ("presence_penalty", self.presence_penalty),
         ] {
             if !v.is_finite() {
-                return Err(format!("{name} must be a finite number (0 = disabled), got {v}"));
+                return Err(format!(
+                    "{name} must be a finite number (0 = disabled), got {v}"
+                ));
             }
         }
         Ok(())
@@ -336,10 +338,7 @@ impl Sampler {
             }));
 
         let penalty = self.params.repeat_penalty;
-        let (freq, present) = (
-            self.params.frequency_penalty,
-            self.params.presence_penalty,
-        );
+        let (freq, present) = (self.params.frequency_penalty, self.params.presence_penalty);
         let n = self.params.repeat_last_n;
         let repeat = penalty != 1.0 && penalty > 0.0 && penalty.is_finite();
         let additive = (freq != 0.0 && freq.is_finite()) || (present != 0.0 && present.is_finite());

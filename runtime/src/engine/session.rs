@@ -684,11 +684,7 @@ fn top_tokens(row: &[f32], n: usize) -> Vec<TokenLogprob> {
         .sum::<f64>()
         .ln();
     let mut ids: Vec<u32> = (0..row.len() as u32).collect();
-    let rank = |a: &u32, b: &u32| {
-        row[*b as usize]
-            .total_cmp(&row[*a as usize])
-            .then(a.cmp(b))
-    };
+    let rank = |a: &u32, b: &u32| row[*b as usize].total_cmp(&row[*a as usize]).then(a.cmp(b));
     let n = n.min(ids.len());
     if n < ids.len() {
         ids.select_nth_unstable_by(n, rank);

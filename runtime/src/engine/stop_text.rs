@@ -94,8 +94,14 @@ mod tests {
 
     #[test]
     fn stops_at_the_first_occurrence_across_pieces() {
-        assert_eq!(run(&["END"], &["abc E", "N", "D more"]), ("abc ".into(), true));
-        assert_eq!(run(&["\n\n", "##"], &["a\n", "b#", "#c"]), ("a\nb".into(), true));
+        assert_eq!(
+            run(&["END"], &["abc E", "N", "D more"]),
+            ("abc ".into(), true)
+        );
+        assert_eq!(
+            run(&["\n\n", "##"], &["a\n", "b#", "#c"]),
+            ("a\nb".into(), true)
+        );
         // The earliest match wins, whichever sequence it is.
         assert_eq!(run(&["zz", "b"], &["abzz"]), ("a".into(), true));
         assert_eq!(run(&["x"], &["x"]), (String::new(), true));
