@@ -45,6 +45,8 @@ enum Command {
     Bench(commands::bench::Args),
     /// Check every GPU kernel against its CPU twin on this machine's GPU.
     Selfcheck(commands::selfcheck::Args),
+    /// Serve the model over an OpenAI-compatible HTTP API (chat and text completions).
+    Serve(commands::serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -86,6 +88,7 @@ fn main() -> ExitCode {
         Command::Perplexity(args) => commands::perplexity::run(args),
         Command::Bench(args) => commands::bench::run(args),
         Command::Selfcheck(args) => commands::selfcheck::run(args),
+        Command::Serve(args) => commands::serve::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,47 +11,14 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use common::{baseline, run_measured};
+
+const MIB: u64 = 1 << 20;
+
 mod common;
 
 fn voyager() -> Command {
     Command::new(assert_cmd::cargo::cargo_bin("voyager"))
-}
-
-/// Runs `voyager args`, returning (success, stdout, stderr, peak resident bytes).
-fn run_measured(args: &[&str]) -> (bool, String, String, u64) {
-    let dir = tempfile::tempdir().unwrap();
-    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
-    let child = voyager()
-        .args(args)
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .unwrap();
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: a plain call on a zeroed struct; the child is ours and not waited for elsewhere
-    // (`child` is never waited on, so std does not reap it first).
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(r, pid, "wait4 failed");
-    std::mem::forget(child);
-    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    (
-        ok,
-        std::fs::read_to_string(out).unwrap(),
-        std::fs::read_to_string(err).unwrap(),
-        usage.ru_maxrss as u64 * 1024,
-    )
-}
-
-const MIB: u64 = 1 << 20;
-
-/// The binary's own footprint: `voyager info` on a tiny model.
-fn baseline() -> u64 {
-    let (_dir, path) = common::tiny_model();
-    let (ok, _, err, peak) = run_measured(&["info", "-m", &path]);
-    assert!(ok, "{err}");
-    peak
 }
 
 /// The smallest budget `info` says works for these flags (from its one-line refusal).

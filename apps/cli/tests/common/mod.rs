@@ -32,3 +32,40 @@ pub fn tiny_model_of(ty: voyager_runtime::gguf::GgmlType) -> (tempfile::TempDir,
     let path = path.to_str().unwrap().to_string();
     (dir, path)
 }
+
+/// Runs `voyager args`, returning (success, stdout, stderr, peak resident bytes).
+#[cfg(target_os = "linux")]
+pub fn run_measured(args: &[&str]) -> (bool, String, String, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("voyager"))
+        .args(args)
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: a plain call on a zeroed struct; the child is ours and not waited for elsewhere
+    // (`child` is never waited on, so std does not reap it first).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4 failed");
+    std::mem::forget(child);
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    (
+        ok,
+        std::fs::read_to_string(out).unwrap(),
+        std::fs::read_to_string(err).unwrap(),
+        usage.ru_maxrss as u64 * 1024,
+    )
+}
+
+/// The binary's own footprint: the peak resident memory of `voyager info` on a tiny model.
+#[cfg(target_os = "linux")]
+pub fn baseline() -> u64 {
+    let (_dir, path) = tiny_model();
+    let (ok, _, err, peak) = run_measured(&["info", "-m", &path]);
+    assert!(ok, "{err}");
+    peak
+}
