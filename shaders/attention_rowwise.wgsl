@@ -11,13 +11,16 @@
 // Keys per split: at most 128 keys x 256 dims of inner iterations per loop.
 const ROW_SPLIT: u32 = 128u;
 
-var<private> q_base: u32;
+// The thread's query and sink query, loaded once: every key's dot product reads them again,
+// and software Vulkan issues a real load for each read of a storage buffer.
+var<private> qv: array<f32, MAX_HEAD_DIM>;
+var<private> qsv: array<f32, MAX_HEAD_DIM>;
 
 fn q_at(i: u32, sink: bool) -> f32 {
     if (sink) {
-        return q_sink[q_base + i];
+        return qsv[i];
     }
-    return q[q_base + i];
+    return qv[i];
 }
 
 //!include "kv/read.wgsl"
@@ -47,7 +50,15 @@ fn attn_prefill_rowwise(
     let i1 = min(i0 + ROW_SPLIT, kv_span(p, lay));
     let kvh = h / (params.n_heads / lay.n_kv_heads);
     let v_row = params.head_dim_v / 2u;
-    q_base = (t * params.n_heads + h) * params.head_dim;
+    let q_base = (t * params.n_heads + h) * params.head_dim;
+    for (var c = 0u; c < params.head_dim; c++) {
+        qv[c] = q[q_base + c];
+    }
+    if (lay.sinks > 0u && i0 < lay.sinks) {
+        for (var c = 0u; c < params.head_dim; c++) {
+            qsv[c] = q_sink[q_base + c];
+        }
+    }
     kv_q_mu = kv_query_mean_dot(kvh);
     var acc: array<vec2<f32>, MAX_HEAD_DIM / 2u>;
     for (var w = 0u; w < v_row; w++) {
