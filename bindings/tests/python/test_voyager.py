@@ -107,6 +107,26 @@ class Sdk(unittest.TestCase):
         stopped = chat.send("Again?", Collect(stop_after=2))
         self.assertEqual(stopped.stop_reason, voyager.StopReason.CANCELLED)
 
+    def test_dropping_the_engine_while_a_chat_streams_is_safe(self):
+        other = voyager.Engine(MODEL, voyager.EngineConfig(window=60))
+        chat = other.chat(None, voyager.SamplingConfig(temperature=0.0, max_tokens=6))
+        dropped = threading.Event()
+
+        def on_piece(n):
+            if n == 1:
+                dropped.set()
+
+        listener = Collect(on_piece=on_piece)
+        result = {}
+        t = threading.Thread(target=lambda: result.update(reply=chat.send("Hello!", listener)))
+        t.start()
+        dropped.wait(120)
+        del other  # the app lets go of the engine; the chat keeps what it needs
+        t.join()
+        self.assertEqual(result["reply"].stats.generated_tokens, 6)
+        self.assertEqual("".join(listener.pieces), result["reply"].text)
+        del chat
+
     def test_send_async(self):
         chat = engine.chat(None, GREEDY)
         reply = asyncio.run(chat.send_async("Say hi.", Collect()))
