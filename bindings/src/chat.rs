@@ -36,7 +36,7 @@ impl ListenerAdapter {
         match self.listener.on_token(piece.to_owned()) {
             Ok(go_on) => go_on,
             Err(e) => {
-                self.error = Some(match e {
+                self.error.get_or_insert(match e {
                     VoyagerError::Listener { .. } => e,
                     other => VoyagerError::Listener {
                         detail: format!("the token listener threw: {other}"),
@@ -53,12 +53,52 @@ impl ListenerAdapter {
 }
 
 /// A conversation. Its methods may be called from any thread; `cancel()` stops the answer in
-/// progress within one token.
+/// progress (and any waiting for it) within one token. Reading the messages or the context
+/// usage never waits for an answer: they are kept as of the last finished one.
 #[derive(uniffi::Object)]
 pub struct Chat {
     inner: Mutex<voyager_runtime::Chat>,
-    cancel: CancelToken,
+    /// The tokens of the calls in progress or waiting for `inner`: `cancel()` stops them all.
+    calls: Mutex<Vec<CancelToken>>,
+    /// Messages and context usage after the last finished call.
+    snapshot: Mutex<(Vec<Message>, ContextUsage)>,
     sampling: SamplingConfig,
+}
+
+/// Takes a call's token off the list when the call ends.
+struct Registered<'a> {
+    calls: &'a Mutex<Vec<CancelToken>>,
+    token: CancelToken,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        lock(self.calls).retain(|t| !t.same_as(&self.token));
+    }
+}
+
+/// A lock that survives a panic caught while it was held (the data is repaired by the caller).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn snapshot_of(chat: &voyager_runtime::Chat) -> (Vec<Message>, ContextUsage) {
+    let u = chat.context_usage();
+    (
+        chat.messages()
+            .iter()
+            .map(|m| Message {
+                role: m.role.clone(),
+                content: m.content.clone(),
+            })
+            .collect(),
+        ContextUsage {
+            tokens: u.tokens as u64,
+            tokens_in_window: u.in_window as u32,
+            tokens_evicted: u.evicted as u64,
+            context_size: u.context_size as u32,
+        },
+    )
 }
 
 impl Chat {
@@ -71,19 +111,23 @@ impl Chat {
         sampling.options(sampling.max_tokens)?;
         let chat = voyager_runtime::Chat::new(engine, system)?;
         Ok(Arc::new(Self {
-            cancel: chat.cancel_token(),
+            snapshot: Mutex::new(snapshot_of(&chat)),
             inner: Mutex::new(chat),
+            calls: Mutex::new(Vec::new()),
             sampling,
         }))
     }
 
-    fn lock(&self) -> MutexGuard<'_, voyager_runtime::Chat> {
-        // A panic caught mid-answer leaves the conversation as the runtime left it.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    /// A token for a new call, registered so that `cancel()` reaches it.
+    fn register(&self) -> CancelToken {
+        let token = CancelToken::new();
+        lock(&self.calls).push(token.clone());
+        token
     }
 
     fn answer(
         &self,
+        token: CancelToken,
         listener: Arc<dyn TokenListener>,
         turn: impl FnOnce(
             &mut voyager_runtime::Chat,
@@ -91,15 +135,28 @@ impl Chat {
             &mut dyn FnMut(&str) -> bool,
         ) -> voyager_runtime::Result<voyager_runtime::engine::Reply>,
     ) -> Result<Reply, VoyagerError> {
-        guarded(|| {
-            let options = self.sampling.options(self.sampling.max_tokens)?;
+        let _registered = Registered {
+            calls: &self.calls,
+            token: token.clone(),
+        };
+        let mut chat = lock(&self.inner);
+        let before = chat.messages().len();
+        let result = guarded(|| {
+            let options = voyager_runtime::engine::GenerateOptions {
+                cancel: Some(token),
+                ..self.sampling.options(self.sampling.max_tokens)?
+            };
             let mut adapter = ListenerAdapter::new(listener);
-            let reply = turn(&mut self.lock(), &options, &mut |piece| {
-                adapter.on_token(piece)
-            })?;
+            let reply = turn(&mut chat, &options, &mut |piece| adapter.on_token(piece))?;
             adapter.result()?;
             Ok(reply_of(reply))
-        })
+        });
+        if matches!(result, Err(VoyagerError::Internal { .. })) {
+            // A panic midway: drop what the failed turn added, so the conversation goes on.
+            chat.truncate(before);
+        }
+        *lock(&self.snapshot) = snapshot_of(&chat);
+        result
     }
 }
 
@@ -128,7 +185,8 @@ impl Chat {
         text: String,
         listener: Arc<dyn TokenListener>,
     ) -> Result<Reply, VoyagerError> {
-        self.answer(listener, |chat, options, on_text| {
+        let token = self.register();
+        self.answer(token, listener, |chat, options, on_text| {
             chat.send(&text, options, on_text)
         })
     }
@@ -140,14 +198,20 @@ impl Chat {
         text: String,
         listener: Arc<dyn TokenListener>,
     ) -> Result<Reply, VoyagerError> {
+        let token = self.register();
         let mut guard = CancelOnDrop {
-            token: self.cancel.clone(),
+            token: token.clone(),
             armed: true,
         };
         let (sender, answer) = tokio::sync::oneshot::channel();
         let spawned = std::thread::Builder::new()
             .name("voyager-chat".into())
-            .spawn(move || sender.send(self.send(text, listener)));
+            .spawn(move || {
+                let reply = self.answer(token, listener, |chat, options, on_text| {
+                    chat.send(&text, options, on_text)
+                });
+                sender.send(reply)
+            });
         if let Err(e) = spawned {
             return Err(VoyagerError::Internal {
                 detail: format!("cannot start a thread for the answer: {e}"),
@@ -164,42 +228,37 @@ impl Chat {
 
     /// Answers the last user message again (the last answer is dropped).
     pub fn regenerate(&self, listener: Arc<dyn TokenListener>) -> Result<Reply, VoyagerError> {
-        self.answer(listener, |chat, options, on_text| {
+        let token = self.register();
+        self.answer(token, listener, |chat, options, on_text| {
             chat.regenerate(options, on_text)
         })
     }
 
-    /// Stops the answer in progress, from any thread, within one token.
+    /// Stops the answer in progress, and any waiting to start, from any thread, within one
+    /// token.
     pub fn cancel(&self) {
-        self.cancel.cancel();
-    }
-
-    /// The messages so far (the system message first, when there is one).
-    pub fn messages(&self) -> Vec<Message> {
-        self.lock()
-            .messages()
-            .iter()
-            .map(|m| Message {
-                role: m.role.clone(),
-                content: m.content.clone(),
-            })
-            .collect()
-    }
-
-    /// Forgets every message but the system one.
-    pub fn reset(&self) {
-        self.lock().reset();
-    }
-
-    /// How much of the attention span the conversation uses.
-    pub fn context_usage(&self) -> ContextUsage {
-        let u = self.lock().context_usage();
-        ContextUsage {
-            tokens: u.tokens as u64,
-            tokens_in_window: u.in_window as u32,
-            tokens_evicted: u.evicted as u64,
-            context_size: u.context_size as u32,
+        for token in lock(&self.calls).iter() {
+            token.cancel();
         }
+    }
+
+    /// The messages as of the last finished answer (the system message first, when there is
+    /// one). Never waits for an answer in progress.
+    pub fn messages(&self) -> Vec<Message> {
+        lock(&self.snapshot).0.clone()
+    }
+
+    /// Forgets every message but the system one (an answer in progress is cancelled first).
+    pub fn reset(&self) {
+        self.cancel();
+        let mut chat = lock(&self.inner);
+        chat.reset();
+        *lock(&self.snapshot) = snapshot_of(&chat);
+    }
+
+    /// How much of the attention span the conversation uses, as of the last finished answer.
+    pub fn context_usage(&self) -> ContextUsage {
+        lock(&self.snapshot).1
     }
 }
 

@@ -27,6 +27,11 @@ pub struct EngineConfig {
     /// Chats and completions open at once, each with its own cache (default 1).
     #[uniffi(default = None)]
     pub max_sessions: Option<u32>,
+    /// The GPU driver's own memory and compiled pipelines, when the app knows it (default:
+    /// measured at load where the OS allows, else remembered from the last load on this
+    /// device). Setting it makes `plan` and the load count the same figure.
+    #[uniffi(default = None)]
+    pub driver_memory_bytes: Option<u64>,
 }
 
 impl EngineConfig {
@@ -53,6 +58,7 @@ impl EngineConfig {
             window: self.window,
             sinks: self.sinks.unwrap_or(d.sinks),
             max_sessions,
+            driver_memory: self.driver_memory_bytes.or(d.driver_memory),
             ..d
         })
     }

@@ -31,9 +31,11 @@ pub async fn chat(State(st): Shared, ApiJson(body): ApiJson<Body>) -> Result<Res
     let model = st.check_model(body.model.as_deref())?;
     let job = body.chat_job(&st.options.limits)?;
     let messages = body.chat_messages()?;
-    let ids = st
-        .engine
-        .chat_tokens(&messages)
+    // Templating and tokenizing a large body is CPU work: off the async workers.
+    let engine = Arc::clone(&st.engine);
+    let ids = tokio::task::spawn_blocking(move || engine.chat_tokens(&messages))
+        .await
+        .map_err(|e| ApiError::engine(&voyager_runtime::Error::Gpu(e.to_string())))?
         .map_err(|e| ApiError::engine(&e))?;
     respond(st, Endpoint::Chat, model, ids, job).await
 }
@@ -44,12 +46,10 @@ pub async fn completions(
 ) -> Result<Response, ApiError> {
     let model = st.check_model(body.model.as_deref())?;
     let job = body.completion_job(&st.options.limits)?;
-    let tok = &st.engine.model().tokenizer;
-    let encode = |text: &str| tok.encode(text, true).map_err(|e| ApiError::engine(&e));
-    let ids = match &body.prompt {
+    let text = match body.prompt {
         None => return Err(ApiError::invalid(Some("prompt"), "`prompt` is required")),
-        Some(PromptInput::Text(text)) => encode(text)?,
-        Some(PromptInput::Texts(texts)) if texts.len() == 1 => encode(&texts[0])?,
+        Some(PromptInput::Text(text)) => Ok(text),
+        Some(PromptInput::Texts(mut texts)) if texts.len() == 1 => Ok(texts.remove(0)),
         Some(PromptInput::Texts(texts)) => {
             return Err(ApiError::invalid(
                 Some("prompt"),
@@ -59,8 +59,20 @@ pub async fn completions(
                 ),
             ))
         }
-        Some(PromptInput::Tokens(ids)) => {
-            let vocab = tok.vocab_size() as i64;
+        Some(PromptInput::Tokens(ids)) => Err(ids),
+    };
+    let ids = match text {
+        Ok(text) => {
+            // Tokenizing a large body is CPU work: off the async workers.
+            let engine = Arc::clone(&st.engine);
+            tokio::task::spawn_blocking(move || engine.model().tokenizer.encode(&text, true))
+                .await
+                .map_err(|e| ApiError::engine(&voyager_runtime::Error::Gpu(e.to_string())))?
+                .map_err(|e| ApiError::engine(&e))?
+        }
+        Err(ids) => {
+            // The ids the model has rows for (a tokenizer may list more).
+            let vocab = st.engine.model().config.vocab_size as i64;
             ids.iter()
                 .map(|&id| {
                     u32::try_from(id)
@@ -154,7 +166,9 @@ async fn respond(
                     return true;
                 }
                 let chunk = envelope.text_chunk(&engine, piece.text, tokens, offset);
-                offset += piece.text.len();
+                if job.logprobs && endpoint == Endpoint::Completion {
+                    offset += crate::openai::text_chars(&engine, piece.tokens);
+                }
                 send(chunk.to_string())
             });
         st.count(&result);
@@ -201,7 +215,11 @@ pub async fn models(State(st): Shared) -> Json<Value> {
     Json(json!({ "object": "list", "data": data }))
 }
 
-pub async fn model(State(st): Shared, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn model(
+    State(st): Shared,
+    id: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Path(id) = id.map_err(|e| ApiError::invalid(Some("model"), e.body_text()))?;
     let name = st.check_model(Some(&id))?;
     Ok(Json(st.model_entry(&name)))
 }

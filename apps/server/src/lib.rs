@@ -62,6 +62,11 @@ pub struct AppState {
 impl AppState {
     /// Opens every session the engine was planned for (`EngineOptions::max_sessions`).
     pub fn new(engine: Arc<Engine>, options: ServerOptions) -> voyager_runtime::Result<Arc<Self>> {
+        if options.names.is_empty() {
+            return Err(voyager_runtime::Error::InvalidArgument(
+                "the server needs at least one name for its model".into(),
+            ));
+        }
         let parallel = engine.memory_plan().sessions.max(1);
         let sessions = (0..parallel)
             .map(|_| engine.session())

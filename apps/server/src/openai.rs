@@ -87,7 +87,8 @@ impl Envelope {
     }
 
     /// A chunk carrying `text`, and the tokens' log-probabilities when asked for.
-    /// `text_offset` is where `text` starts in the reply (for completions' logprobs).
+    /// `text_offset` is where the tokens' text starts in the reply, in characters (for
+    /// completions' logprobs).
     pub fn text_chunk(
         &self,
         engine: &Engine,
@@ -177,7 +178,7 @@ impl Envelope {
                 for &id in &t.ids[..n] {
                     let text = token_text(engine, id).0;
                     offsets.push(offset);
-                    offset += text.len();
+                    offset += text.chars().count();
                     texts.push(text);
                 }
                 let top: Vec<Value> = (0..n)
@@ -215,6 +216,13 @@ fn gen_tokens(gen: &Generation) -> Tokens<'_> {
         logprobs: &gen.logprobs,
         top: &gen.top_logprobs,
     }
+}
+
+/// Characters the tokens' texts take, as completions' `text_offset` counts them.
+pub fn text_chars(engine: &Engine, ids: &[u32]) -> usize {
+    ids.iter()
+        .map(|&id| token_text(engine, id).0.chars().count())
+        .sum()
 }
 
 /// A token's text (lossy where it is part of a UTF-8 character) and its bytes.

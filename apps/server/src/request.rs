@@ -399,6 +399,13 @@ impl Body {
                 ))
             }
         };
+        let stream = self.stream.unwrap_or(false);
+        if self.stream_options.is_some() && !stream {
+            return Err(ApiError::invalid(
+                Some("stream_options"),
+                "`stream_options` is only allowed with `stream: true`",
+            ));
+        }
         let include_usage = self
             .stream_options
             .as_ref()
@@ -413,7 +420,7 @@ impl Body {
                 stop,
                 ..GenerateOptions::default()
             },
-            stream: self.stream.unwrap_or(false),
+            stream,
             include_usage,
             logprobs,
         })

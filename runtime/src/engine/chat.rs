@@ -99,7 +99,8 @@ impl Chat {
         &self.session
     }
 
-    /// A handle that stops the current answer from any thread, within one token.
+    /// A handle that stops the current answer from any thread, within one token (unless the
+    /// answer was given a token of its own in [`GenerateOptions::cancel`]).
     pub fn cancel_token(&self) -> CancelToken {
         self.cancel.clone()
     }
@@ -154,6 +155,12 @@ impl Chat {
             })
             .collect::<Result<_>>()?;
         Self::with_messages(session, messages)
+    }
+
+    /// Keeps the first `len` messages and drops the rest (a host undoing a turn that failed
+    /// midway). The cache keeps what the next turn can reuse.
+    pub fn truncate(&mut self, len: usize) {
+        self.messages.truncate(len);
     }
 
     /// Forgets every message but the system one, and the cache.
@@ -240,9 +247,17 @@ impl Chat {
         options: &GenerateOptions,
         on_text: &mut dyn FnMut(&str) -> bool,
     ) -> Result<Reply> {
-        self.cancel.reset();
+        // A token in `options` belongs to this one call (a host's per-request token) and is
+        // used as it is; the chat's own token is cleared at each answer.
+        let cancel = match &options.cancel {
+            Some(token) => token.clone(),
+            None => {
+                self.cancel.reset();
+                self.cancel.clone()
+            }
+        };
         let options = GenerateOptions {
-            cancel: Some(self.cancel.clone()),
+            cancel: Some(cancel),
             ..options.clone()
         };
         let gen = self

@@ -71,6 +71,11 @@ impl CancelToken {
         self.0.load(Ordering::SeqCst)
     }
 
+    /// Whether `other` is a clone of this token (shares its flag).
+    pub fn same_as(&self, other: &CancelToken) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// Clears the request, before a new generation starts.
     pub fn reset(&self) {
         self.0.store(false, Ordering::SeqCst);
@@ -513,9 +518,8 @@ impl Session {
         }
         self.history.truncate(common);
         let new = &prompt_tokens[common..];
-        let prefilled = new.len();
         let prompt_evicted = prompt_tokens.len().saturating_sub(self.context_size());
-        if prompt_evicted > 0 && prefilled > 0 {
+        if prompt_evicted > 0 && !new.is_empty() {
             log::warn!(
                 "the prompt has {} tokens and the model sees {} at a time (the first {} and \
                  the newest {}): the {prompt_evicted} before those slid out of the window",
@@ -530,6 +534,8 @@ impl Session {
         let cancel = options.cancel.as_ref();
         let fed = self.feed_until(new, cancel)?;
         let prefill_time = start.elapsed();
+        // Tokens actually evaluated (fewer than asked when the prefill was cancelled).
+        let prefilled = self.history.len() - common;
 
         let start = Instant::now();
         let mut sampler = Sampler::new(options.sampling.clone());
@@ -557,7 +563,7 @@ impl Session {
             })
         };
         let mut go_on = true;
-        let stop = match fed {
+        let mut stop = match fed {
             None => StopReason::Cancelled,
             Some(mut logits) => loop {
                 if !go_on || cancel.is_some_and(CancelToken::is_cancelled) {
@@ -591,13 +597,28 @@ impl Session {
                 if released.stopped {
                     break StopReason::StopSequence;
                 }
+                // The reply is over: the last token needs no forward step of its own (the
+                // next turn evaluates it, as part of its prompt).
+                if !go_on {
+                    break StopReason::Cancelled;
+                }
+                if tokens.len() >= options.max_tokens {
+                    break StopReason::TokenLimit;
+                }
                 logits = self.feed(&[next])?;
             },
         };
         if stop != StopReason::StopSequence {
-            let rest = stop_text.push(&decoder.finish()).text + &stop_text.finish();
+            let flushed = stop_text.push(&decoder.finish());
+            let mut rest = flushed.text;
+            if flushed.stopped {
+                stop = StopReason::StopSequence;
+            } else {
+                rest.push_str(&stop_text.finish());
+            }
             text.push_str(&rest);
-            if !rest.is_empty() || reported < tokens.len() {
+            // A callback that asked to stop is not called again.
+            if go_on && (!rest.is_empty() || reported < tokens.len()) {
                 report(&rest, &tokens, &logprobs, &top_logprobs, &mut reported);
             }
         }
