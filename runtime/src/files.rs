@@ -9,27 +9,65 @@ use crate::{Error, Result};
 
 /// Writes `bytes` to `path` atomically (creating the parent directory when missing).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(Error::io("create directory", dir))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".voyager-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(Error::io("create a temporary file in", dir))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(Error::io("write", tmp.path().to_path_buf()))?;
-    tmp.persist(path)
-        .map_err(|e| Error::io("rename onto", path)(e.error))?;
-    // The rename itself is durable once the directory is synced (where that is possible).
-    #[cfg(unix)]
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
+    let mut file = AtomicFile::create(path)?;
+    file.write_all(bytes)?;
+    file.commit()
+}
+
+/// A replacement for a file, written piece by piece beside it and put in its place by
+/// [`AtomicFile::commit`]; dropped before that, it leaves the old file untouched.
+pub struct AtomicFile {
+    tmp: tempfile::NamedTempFile,
+    path: PathBuf,
+}
+
+impl AtomicFile {
+    /// Starts `path`'s replacement in its directory (created when missing).
+    pub fn create(path: &Path) -> Result<Self> {
+        let dir = parent_dir(path);
+        std::fs::create_dir_all(dir).map_err(Error::io("create directory", dir))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".voyager-")
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(Error::io("create a temporary file in", dir))?;
+        Ok(Self {
+            tmp,
+            path: path.to_path_buf(),
+        })
     }
-    Ok(())
+
+    pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
+        let tmp_path = self.tmp.path().to_path_buf();
+        self.tmp
+            .write_all(bytes)
+            .map_err(Error::io("write", tmp_path))
+    }
+
+    /// Syncs the data, renames it over the target and syncs the directory, so the rename is
+    /// durable too (where that is possible).
+    pub fn commit(self) -> Result<()> {
+        let tmp_path = self.tmp.path().to_path_buf();
+        self.tmp
+            .as_file()
+            .sync_all()
+            .map_err(Error::io("sync", tmp_path))?;
+        let path = self.path;
+        self.tmp
+            .persist(&path)
+            .map_err(|e| Error::io("rename onto", &path)(e.error))?;
+        #[cfg(unix)]
+        if let Ok(d) = std::fs::File::open(parent_dir(&path)) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 /// `voyager/<name>` in the user's cache directory, or in `$VOYAGER_CACHE_DIR` when set.

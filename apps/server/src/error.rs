@@ -130,6 +130,17 @@ impl ApiError {
         }
     }
 
+    /// 500: a blocking worker (tokenizing, generating) died instead of answering.
+    pub fn worker(e: &tokio::task::JoinError) -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: format!("the request's worker failed: {e}"),
+            kind: "server_error",
+            param: None,
+            code: None,
+        }
+    }
+
     /// The JSON body (also sent as the last event of a stream that fails midway).
     pub fn body_json(&self) -> serde_json::Value {
         json!({

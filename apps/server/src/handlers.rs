@@ -35,7 +35,7 @@ pub async fn chat(State(st): Shared, ApiJson(body): ApiJson<Body>) -> Result<Res
     let engine = Arc::clone(&st.engine);
     let ids = tokio::task::spawn_blocking(move || engine.chat_tokens(&messages))
         .await
-        .map_err(|e| ApiError::engine(&voyager_runtime::Error::Gpu(e.to_string())))?
+        .map_err(|e| ApiError::worker(&e))?
         .map_err(|e| ApiError::engine(&e))?;
     respond(st, Endpoint::Chat, model, ids, job).await
 }
@@ -67,7 +67,7 @@ pub async fn completions(
             let engine = Arc::clone(&st.engine);
             tokio::task::spawn_blocking(move || engine.model().tokenizer.encode(&text, true))
                 .await
-                .map_err(|e| ApiError::engine(&voyager_runtime::Error::Gpu(e.to_string())))?
+                .map_err(|e| ApiError::worker(&e))?
                 .map_err(|e| ApiError::engine(&e))?
         }
         Err(ids) => {
@@ -140,7 +140,7 @@ async fn respond(
             result
         })
         .await
-        .map_err(|e| ApiError::engine(&voyager_runtime::Error::Gpu(e.to_string())))?
+        .map_err(|e| ApiError::worker(&e))?
         .map_err(|e| ApiError::engine(&e))?;
         drop(on_drop);
         return Ok(Json(envelope.response(&engine, &gen, job.logprobs)).into_response());

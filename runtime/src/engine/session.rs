@@ -286,7 +286,7 @@ impl Session {
         if let Some(chat) = chat {
             w.section(f::chat_kind(), chat.to_string().as_bytes())?;
         }
-        w.finish(path)
+        w.finish()
     }
 
     /// A new session of `engine` holding what `path` saved, and the file's chat section.

@@ -19,12 +19,13 @@
 //! restore builds a new session, so a bad file changes nothing. Files are written through a
 //! temporary file, fsynced and renamed.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::files::AtomicFile;
 use crate::kv::{LayerLayout, SideLayout};
 
 /// The file's first bytes.
@@ -84,31 +85,21 @@ pub(crate) fn layer_section_bytes(l: &LayerLayout, n: u64) -> u64 {
         .sum()
 }
 
-/// A file being written: sections appended in memory per section, streamed to a temporary file.
+/// A file being written: sections streamed, one by one, into the file's atomic replacement.
 pub(crate) struct Writer {
-    tmp: tempfile::NamedTempFile,
+    file: AtomicFile,
     sections: u32,
 }
 
 impl Writer {
     /// Starts `path`'s replacement next to it.
     pub fn create(path: &Path, sections: u32) -> Result<Self> {
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(Error::io("create directory", dir))?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".voyager-session-")
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(Error::io("create a temporary file in", dir))?;
+        let mut file = AtomicFile::create(path)?;
         let mut head = MAGIC.to_vec();
         head.extend(VERSION.to_le_bytes());
         head.extend(sections.to_le_bytes());
-        tmp.write_all(&head)
-            .map_err(Error::io("write", tmp.path().to_path_buf()))?;
-        Ok(Self { tmp, sections })
+        file.write_all(&head)?;
+        Ok(Self { file, sections })
     }
 
     pub fn section(&mut self, kind: u32, payload: &[u8]) -> Result<()> {
@@ -117,38 +108,21 @@ impl Writer {
         head.extend(0u32.to_le_bytes());
         head.extend((payload.len() as u64).to_le_bytes());
         head.extend(Sha256::digest(payload));
-        let path = self.tmp.path().to_path_buf();
-        self.tmp
-            .write_all(&head)
-            .and_then(|()| self.tmp.write_all(payload))
-            .map_err(Error::io("write", path))?;
+        self.file.write_all(&head)?;
+        self.file.write_all(payload)?;
         self.sections = self.sections.saturating_sub(1);
         Ok(())
     }
 
-    /// Makes the file durable and puts it in place of `path`.
-    pub fn finish(self, path: &Path) -> Result<()> {
+    /// Makes the file durable and puts it in place of the target.
+    pub fn finish(self) -> Result<()> {
         if self.sections != 0 {
             return Err(Error::Gpu(format!(
                 "session file: {} sections were announced but not written",
                 self.sections
             )));
         }
-        let tmp_path = self.tmp.path().to_path_buf();
-        self.tmp
-            .as_file()
-            .sync_all()
-            .map_err(Error::io("sync", tmp_path))?;
-        self.tmp
-            .persist(path)
-            .map_err(|e| Error::io("rename onto", path)(e.error))?;
-        #[cfg(unix)]
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if let Ok(d) = std::fs::File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
-        Ok(())
+        self.file.commit()
     }
 }
 
@@ -324,7 +298,7 @@ mod tests {
         for (k, p) in sections {
             w.section(*k, p).unwrap();
         }
-        w.finish(&path).unwrap();
+        w.finish().unwrap();
         std::fs::read(&path).unwrap()
     }
 
