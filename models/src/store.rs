@@ -176,6 +176,9 @@ pub fn assemble(
                     actual: done,
                 });
             }
+            if progress.cancelled() {
+                return Err(Error::Cancelled);
+            }
             hasher.update(&buf[..n]);
             tmp.write_all(&buf[..n])
                 .map_err(Error::io_at("write", &tmp_path))?;

