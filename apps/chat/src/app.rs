@@ -100,6 +100,8 @@ pub struct ChatApp {
     pub(crate) input: String,
     pub(crate) editing: Option<(usize, String)>,
     pub(crate) renaming: Option<String>,
+    /// "Delete chat" was pressed once; the next press of "Yes, delete it" deletes.
+    pub(crate) confirm_delete: bool,
     pub(crate) notices: Vec<String>,
     pub(crate) context: HashMap<String, ContextUsage>,
     pub(crate) markdown: egui_commonmark::CommonMarkCache,
@@ -165,6 +167,7 @@ impl ChatApp {
             input: String::new(),
             editing: None,
             renaming: None,
+            confirm_delete: false,
             notices,
             context: HashMap::new(),
             markdown: Default::default(),
@@ -221,6 +224,7 @@ impl ChatApp {
             self.current = Some(id.to_string());
             self.editing = None;
             self.renaming = None;
+            self.confirm_delete = false;
             self.save_settings();
         }
     }

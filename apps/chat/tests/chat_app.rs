@@ -267,6 +267,13 @@ fn a_user_chats_stops_edits_and_finds_everything_after_reopening() {
     assert_eq!(saved(data).len(), 3);
     h.get_by_label("Delete chat").click();
     h.run_steps(2);
+    h.get_by_label("Keep it").click();
+    h.run_steps(2);
+    assert_eq!(saved(data).len(), 3);
+    h.get_by_label("Delete chat").click();
+    h.run_steps(2);
+    h.get_by_label("Yes, delete it").click();
+    h.run_steps(2);
     assert_eq!(saved(data).len(), 2);
     h.get_by_label("Colors and dragons").click();
     h.run_steps(3);

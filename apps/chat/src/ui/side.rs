@@ -72,11 +72,21 @@ fn conversation_actions(app: &mut ChatApp, ui: &mut egui::Ui) {
         return;
     }
     ui.horizontal(|ui| {
+        if app.confirm_delete {
+            if ui.button("Yes, delete it").clicked() {
+                app.confirm_delete = false;
+                app.delete_current();
+            }
+            if ui.button("Keep it").clicked() {
+                app.confirm_delete = false;
+            }
+            return;
+        }
         if ui.button("Rename").clicked() {
             app.renaming = app.current().map(|c| c.title.clone());
         }
         if ui.button("Delete chat").clicked() {
-            app.delete_current();
+            app.confirm_delete = true;
         }
     });
 }
