@@ -94,7 +94,8 @@ pub struct ChatApp {
     pub(crate) model: ModelState,
     pub(crate) show_models: bool,
     pub(crate) model_path_input: String,
-    plan: Option<(String, Result<Plan, String>)>,
+    /// Plans by model path, budget and cache type (the picker shows one per model each frame).
+    plans: HashMap<String, Result<Plan, String>>,
     pub(crate) download: Option<Download>,
     pub(crate) generating: Option<Generating>,
     pub(crate) input: String,
@@ -161,7 +162,7 @@ impl ChatApp {
             model: ModelState::None,
             show_models: false,
             model_path_input: String::new(),
-            plan: None,
+            plans: HashMap::new(),
             download: None,
             generating: None,
             input: String::new(),
@@ -325,13 +326,16 @@ impl ChatApp {
             self.settings.budget_mib,
             self.settings.cache_type
         );
-        if self.plan.as_ref().map(|(k, _)| k) != Some(&key) {
+        if !self.plans.contains_key(&key) {
+            if self.plans.len() >= 64 {
+                self.plans.clear();
+            }
             let plan = self
                 .engine_options()
                 .and_then(|o| Engine::plan(path, &o).map_err(|e| in_app_words(&e.to_string())));
-            self.plan = Some((key.clone(), plan));
+            self.plans.insert(key.clone(), plan);
         }
-        &self.plan.as_ref().expect("just set").1
+        &self.plans[&key]
     }
 
     pub fn load_model(&mut self, path: PathBuf) {

@@ -56,12 +56,11 @@ fn messages(app: &mut ChatApp, ui: &mut egui::Ui) {
                     }
                 });
                 if let Some((index, text)) = app.editing.as_mut().filter(|(index, _)| *index == i) {
-                    let r = ui.add(
+                    ui.add(
                         egui::TextEdit::multiline(text)
                             .desired_width(f32::INFINITY)
                             .desired_rows(2),
                     );
-                    let _ = r;
                     ui.horizontal(|ui| {
                         if ui.add_enabled(!busy, egui::Button::new("Resend")).clicked() {
                             resend = Some((*index, text.clone()));
@@ -124,8 +123,8 @@ fn input(app: &mut ChatApp, ui: &mut egui::Ui) {
     let id = egui::Id::unique(INPUT_ID);
     // Enter sends; Shift+Enter falls through to the text box as a new line.
     let focused = ui.memory(|m| m.has_focus(id));
+    // While an answer streams, Enter does nothing (the text waits for the next send).
     let enter = focused
-        && app.generating.is_none()
         && ui.input_mut(|i| {
             // consume_key matches shortcuts "logically", ignoring Shift: check it here.
             !i.modifiers.shift && i.consume_key(egui::Modifiers::NONE, egui::Key::Enter)

@@ -162,7 +162,7 @@ fn memory(app: &mut ChatApp, ui: &mut egui::Ui) {
         ));
     }
     if let Some(p) = process {
-        ui.label(format!("Process: {}", format_size(p.resident)))
+        ui.add(egui::Label::new(format!("Process: {}", format_size(p.resident))).truncate())
             .on_hover_text("Resident memory of the whole app, the window's own renderer included");
     }
 }
@@ -222,20 +222,24 @@ fn context(app: &mut ChatApp, ui: &mut egui::Ui) {
 fn speed(app: &ChatApp, ui: &mut egui::Ui) {
     ui.strong("Speed");
     if let Some(g) = &app.generating {
-        match g.tokens_per_second() {
-            Some(tps) => ui.label(format!("Generating: {tps:.1} tok/s")),
-            None => ui.label(format!(
+        let text = match g.tokens_per_second() {
+            Some(tps) => format!("Generating: {tps:.1} tok/s"),
+            None => format!(
                 "Reading the prompt… {:.1} s",
                 g.started.elapsed().as_secs_f32()
-            )),
+            ),
         };
+        ui.add(egui::Label::new(text).truncate());
     } else if let Some(info) = app
         .current()
         .and_then(|c| c.messages.iter().rev().find_map(|m| m.answer.clone()))
     {
-        ui.label(format!(
-            "Last answer: {} tokens at {:.1} tok/s",
-            info.tokens, info.tokens_per_second
-        ));
+        ui.add(
+            egui::Label::new(format!(
+                "Last answer: {} tokens at {:.1} tok/s",
+                info.tokens, info.tokens_per_second
+            ))
+            .truncate(),
+        );
     }
 }
