@@ -190,6 +190,14 @@ fn a_user_chats_stops_edits_and_finds_everything_after_reopening() {
         .join(" ");
     assert!(shown(&h, &first_words), "answer `{answer}` not shown");
 
+    // Copy puts a message's text on the clipboard.
+    h.get_all_by_label("Copy").next().unwrap().click();
+    h.step();
+    let copied = h.output().platform_output.commands.iter().any(
+        |c| matches!(c, egui::OutputCommand::CopyText(t) if t == "What is the capital\nof France?"),
+    );
+    assert!(copied, "{:?}", h.output().platform_output.commands);
+
     // A second conversation.
     h.get_by_label("New chat").click();
     h.run_steps(2);

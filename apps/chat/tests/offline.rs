@@ -1,8 +1,9 @@
-//! Downloading from the catalog in the app, offline: `VOYAGER_PYTHON` points at fake
-//! interpreters. A download shows its stage and a Cancel that kills it and leaves nothing in
-//! the models directory; a failed one is a message in the window. (The successful path is
-//! `voyager_models::pull`, the CLI's, tested in models/tests/pull.rs.) Everything touching the
-//! environment is in this one test.
+//! What goes wrong outside the app, shown in the window, with environment variables standing
+//! in for the world: `VOYAGER_PYTHON` points at fake interpreters (a download shows its stage
+//! and a Cancel that kills it and leaves nothing in the models directory; a failed one is a
+//! message), and `WGPU_BACKEND` at a backend this machine lacks (no GPU: a message saying how
+//! to install a driver). The successful download is `voyager_models::pull`, the CLI's, tested
+//! in models/tests/pull.rs. Everything touching the environment is in this one test.
 #![cfg(unix)]
 
 use std::os::unix::fs::PermissionsExt;
@@ -39,7 +40,7 @@ fn shown(h: &Harness<'static, ChatApp>, text: &str) -> bool {
 }
 
 #[test]
-fn a_download_can_be_cancelled_and_a_failed_one_is_a_message() {
+fn a_cancelled_download_a_failed_one_and_no_gpu_are_messages_not_crashes() {
     let tools = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
     let models = tempfile::tempdir().unwrap();
@@ -95,4 +96,28 @@ fn a_download_can_be_cancelled_and_a_failed_one_is_a_message() {
     assert!(shown(&h, "No matching distribution found"));
     assert!(shown(&h, "Download smollm2-135m"));
     std::env::remove_var("VOYAGER_PYTHON");
+    h.get_by_label("Dismiss").click();
+    h.run_steps(2);
+
+    // No GPU adapter: the load fails with how to install a driver, and the app goes on.
+    let dir = voyager_models::models_dir();
+    let entry = voyager_models::catalog().get("smollm2-135m").unwrap();
+    let model =
+        voyager_models::installed_path(&dir, entry).expect("run `voyager pull smollm2-135m` first");
+    std::env::set_var("WGPU_BACKEND", "metal");
+    h.get_by_label("Path").focus();
+    h.step();
+    h.get_by_label("Path").type_text(model.to_str().unwrap());
+    h.run_steps(2);
+    h.get_by_label("Load file").click();
+    wait(&mut h, "the load to fail", |h| {
+        !h.state().notices().is_empty()
+    });
+    std::env::remove_var("WGPU_BACKEND");
+    let notice = &h.state().notices()[0];
+    assert!(notice.contains("no GPU adapter found"), "{notice}");
+    assert!(notice.contains("mesa-vulkan-drivers"), "{notice}");
+    assert!(!h.state().model_ready());
+    h.run_steps(2);
+    assert!(shown(&h, "Load file"));
 }
