@@ -5,8 +5,8 @@
 //! images of the main screens are compared with the committed ones (tests/snapshots;
 //! `UPDATE_SNAPSHOTS=1` rewrites them). One test, so the model is loaded twice in all.
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
@@ -14,16 +14,11 @@ use voyager_chat::store::{Conversation, Settings, Store};
 use voyager_chat::{AppOptions, ChatApp};
 use voyager_runtime::EngineOptions;
 
-fn smollm2() -> PathBuf {
-    let dir = voyager_models::models_dir();
-    let entry = voyager_models::catalog().get("smollm2-135m").unwrap();
-    voyager_models::installed_path(&dir, entry).unwrap_or_else(|| {
-        panic!(
-            "run `voyager pull smollm2-135m` first (models dir {})",
-            dir.display()
-        )
-    })
-}
+mod common;
+use common::*;
+
+/// The longest any step of this test may take.
+const LIMIT: Duration = Duration::from_secs(240);
 
 fn options(data: &Path) -> AppOptions {
     AppOptions {
@@ -43,7 +38,7 @@ fn options(data: &Path) -> AppOptions {
     }
 }
 
-fn harness(data: &Path) -> Harness<'static, ChatApp> {
+fn harness(data: &Path) -> App {
     let options = options(data);
     Harness::builder()
         .with_size([1100.0, 720.0])
@@ -51,31 +46,7 @@ fn harness(data: &Path) -> Harness<'static, ChatApp> {
         .build_eframe(move |cc| ChatApp::new(&cc.egui_ctx, options))
 }
 
-/// Runs frames until `done` holds (the engine works on its own thread meanwhile).
-fn wait(
-    h: &mut Harness<'static, ChatApp>,
-    what: &str,
-    done: impl Fn(&Harness<'static, ChatApp>) -> bool,
-) {
-    let start = Instant::now();
-    while !done(h) {
-        assert!(
-            start.elapsed() < Duration::from_secs(240),
-            "timed out waiting for {what}; notices: {:?}",
-            h.state().notices()
-        );
-        h.step();
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    h.step();
-}
-
-/// Whether some visible text contains `text`.
-fn shown(h: &Harness<'static, ChatApp>, text: &str) -> bool {
-    h.query_all_by_label_contains(text).next().is_some()
-}
-
-fn idle(h: &Harness<'static, ChatApp>) -> bool {
+fn idle(h: &App) -> bool {
     h.state().streamed_pieces().is_none()
 }
 
@@ -92,7 +63,7 @@ fn by_title(data: &Path, title: &str) -> Conversation {
         .unwrap_or_else(|| panic!("no saved conversation “{title}”"))
 }
 
-fn send(h: &mut Harness<'static, ChatApp>, text: &str) {
+fn send(h: &mut App, text: &str) {
     h.get_by_label("Message").focus();
     h.step();
     h.get_by_label("Message").type_text(text);
@@ -102,7 +73,7 @@ fn send(h: &mut Harness<'static, ChatApp>, text: &str) {
 }
 
 /// Covers every figure that changes from run to run (speeds, the process's memory).
-fn mask_moving_figures(h: &mut Harness<'static, ChatApp>) {
+fn mask_moving_figures(h: &mut App) {
     let rects: Vec<egui::Rect> = ["tok/s", "Process:"]
         .iter()
         .flat_map(|t| {
@@ -123,7 +94,7 @@ fn mask_moving_figures(h: &mut Harness<'static, ChatApp>) {
 
 #[test]
 fn a_user_chats_stops_edits_and_finds_everything_after_reopening() {
-    let model = smollm2();
+    smollm2(); // fails first, saying how to get the model
     let data = tempfile::tempdir().unwrap();
     let data = data.path();
     let mut h = harness(data);
@@ -158,7 +129,7 @@ fn a_user_chats_stops_edits_and_finds_everything_after_reopening() {
     h.get_by_label("Load smollm2-135m").click();
     h.run_steps(2);
 
-    wait(&mut h, "the model", |h| h.state().model_ready());
+    wait(&mut h, "the model", LIMIT, |h| h.state().model_ready());
     assert!(shown(&h, "llama"));
 
     // Send with Enter; Shift+Enter adds a line first.
@@ -176,7 +147,7 @@ fn a_user_chats_stops_edits_and_finds_everything_after_reopening() {
     h.step();
     h.key_press(egui::Key::Enter);
     h.step();
-    wait(&mut h, "the first answer", idle);
+    wait(&mut h, "the first answer", LIMIT, idle);
     let first_title = "What is the capital";
     let c = by_title(data, first_title);
     assert_eq!(c.messages.len(), 2, "{c:?}");
@@ -202,7 +173,7 @@ fn a_user_chats_stops_edits_and_finds_everything_after_reopening() {
     h.get_by_label("New chat").click();
     h.run_steps(2);
     send(&mut h, "Hello! Who are you?");
-    wait(&mut h, "the second answer", idle);
+    wait(&mut h, "the second answer", LIMIT, idle);
     assert_eq!(by_title(data, "Hello! Who are you?").messages.len(), 2);
     assert!(!shown(&h, "of France?"));
 
@@ -212,7 +183,7 @@ fn a_user_chats_stops_edits_and_finds_everything_after_reopening() {
     assert!(shown(&h, &first_words));
     h.get_by_label("Regenerate").click();
     h.step();
-    wait(&mut h, "the regenerated answer", idle);
+    wait(&mut h, "the regenerated answer", LIMIT, idle);
     let c = by_title(data, first_title);
     assert_eq!(c.messages.len(), 2);
     assert_eq!(c.messages[1].content, answer);
@@ -228,7 +199,7 @@ fn a_user_chats_stops_edits_and_finds_everything_after_reopening() {
     h.step();
     h.get_by_label("Resend").click();
     h.step();
-    wait(&mut h, "the edited answer", idle);
+    wait(&mut h, "the edited answer", LIMIT, idle);
     let c = by_title(data, first_title);
     assert_eq!(c.messages.len(), 2, "{c:?}");
     assert_eq!(c.messages[0].content, "Name three colors.");
@@ -242,7 +213,7 @@ fn a_user_chats_stops_edits_and_finds_everything_after_reopening() {
             &mut h,
             &format!("Tell me a long story about a dragon, part {}.", i + 1),
         );
-        wait(&mut h, "the first pieces", |h| {
+        wait(&mut h, "the first pieces", LIMIT, |h| {
             h.state().streamed_pieces().is_some_and(|n| n >= 2)
         });
         let at_stop = h.state().streamed_pieces().unwrap();
@@ -252,7 +223,7 @@ fn a_user_chats_stops_edits_and_finds_everything_after_reopening() {
             h.key_press(egui::Key::Escape);
         }
         h.step();
-        wait(&mut h, "the stop", idle);
+        wait(&mut h, "the stop", LIMIT, idle);
         let c = by_title(data, first_title);
         let info = c.messages.last().unwrap().answer.clone().unwrap();
         assert_eq!(info.stop, "stopped", "{how}");
@@ -301,7 +272,9 @@ fn a_user_chats_stops_edits_and_finds_everything_after_reopening() {
 
     // Reopen: every conversation, its settings, and the model last used, loaded again.
     let mut h = harness(data);
-    wait(&mut h, "the model, again", |h| h.state().model_ready());
+    wait(&mut h, "the model, again", LIMIT, |h| {
+        h.state().model_ready()
+    });
     assert_eq!(h.state().conversations().len(), 2);
     assert_eq!(saved_without(data, "broken"), before_close);
     assert!(h
@@ -315,7 +288,6 @@ fn a_user_chats_stops_edits_and_finds_everything_after_reopening() {
     assert!(shown(&h, "Name three colors"));
     assert!(h.query_by_label("Hello! Who are you?").is_some());
     assert_eq!(h.get_by_label("Max tokens").value().as_deref(), Some("200"));
-    let _ = model;
     mask_moving_figures(&mut h);
     h.snapshot("chat");
     snapshots.extend(h.take_snapshot_results());

