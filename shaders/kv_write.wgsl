@@ -11,7 +11,9 @@
 // sets first when a session starts (step.pos == 0): the mean over the batch's tokens after the
 // sinks, or 0 when fewer than MIN_MEAN_TOKENS are there.
 // One thread per (token, block of 32 values) over K's blocks then V's; flat index
-// gid.y * (num_workgroups.x * 64) + gid.x. kv_mean: one thread per (head, channel) of K.
+// gid.y * (num_workgroups.x * 64) + gid.x. A codebook ring (tq4, tq3) is written by the
+// threads of every 8th block of the slot, each quantizing the 4 groups of 64 values whose
+// scale bytes share one word. kv_mean: one thread per (head, channel) of K.
 
 //!include "kv/layout.wgsl"
 
@@ -29,6 +31,8 @@ struct Step {
 @group(0) @binding(4) var<storage, read_write> cache: array<u32>;
 
 var<private> vals: array<f32, 32>;
+// One group of a codebook format.
+var<private> gvals: array<f32, 64>;
 
 const MIN_MEAN_TOKENS: u32 = 8u;
 
@@ -102,6 +106,132 @@ fn write_q4(base: u32) {
     }
 }
 
+// Squared error of gvals coded at scale s with the `bits` codebook (nearest levels).
+fn tq_error(bits: u32, s: f32) -> f32 {
+    var err = 0.0;
+    for (var i = 0u; i < 64u; i++) {
+        let d = gvals[i] - s * tq_level(bits, tq_code(bits, gvals[i], s));
+        err += d * d;
+    }
+    return err;
+}
+
+// The nearest level's code of v at scale s: how many midpoints s * m lie below v.
+fn tq_code(bits: u32, v: f32, s: f32) -> u32 {
+    var c = 0u;
+    if (bits == 4u) {
+        for (var k = 0u; k < 15u; k++) {
+            c += u32(v > s * tq_mids4[k]);
+        }
+    } else {
+        for (var k = 0u; k < 7u; k++) {
+            c += u32(v > s * tq_mids3[k]);
+        }
+    }
+    return c;
+}
+
+// The scale byte for gvals (runtime/src/kv/quant.rs, encode_group: the byte nearest the RMS,
+// then the least error of it and its four neighbours).
+fn tq_encode(bits: u32) -> u32 {
+    var ss = 0.0;
+    for (var i = 0u; i < 64u; i++) {
+        ss += gvals[i] * gvals[i];
+    }
+    let ms = ss * (1.0 / 64.0);
+    if (!(ms > 0.0 && ms <= 3.40282347e38)) {
+        return 0u;
+    }
+    let bound = ms * 1.0905077;
+    var e0 = 1u;
+    for (var step = 128u; step > 0u; step /= 2u) {
+        let sc = tq_scale(e0 + step);
+        if (e0 + step <= 255u && sc * sc <= bound) {
+            e0 += step;
+        }
+    }
+    var best = 0u;
+    var best_err = 3.40282347e38;
+    var first = true;
+    for (var k = 0u; k < 5u; k++) {
+        // Offsets 0, -1, 1, -2, 2.
+        var d = i32((k + 1u) / 2u);
+        if (k % 2u == 1u) {
+            d = -d;
+        }
+        let e = u32(clamp(i32(e0) + d, 1, 255));
+        let err = tq_error(bits, tq_scale(e));
+        if (first || err < best_err) {
+            best = e;
+            best_err = err;
+            first = false;
+        }
+    }
+    return best;
+}
+
+// Writes gvals' codes at scale s (runtime/src/kv/quant.rs has the layout).
+fn tq_write_codes(bits: u32, base: u32, s: f32) {
+    if (bits == 4u) {
+        for (var w = 0u; w < 8u; w++) {
+            var word = 0u;
+            for (var n = 0u; n < 8u; n++) {
+                word |= tq_code(4u, gvals[8u * w + n], s) << (4u * n);
+            }
+            cache[base + w] = word;
+        }
+        return;
+    }
+    for (var h = 0u; h < 2u; h++) {
+        var p0 = 0u;
+        var p1 = 0u;
+        var p2 = 0u;
+        for (var i = 0u; i < 32u; i++) {
+            let c = tq_code(3u, gvals[32u * h + i], s);
+            p0 |= (c & 1u) << i;
+            p1 |= ((c >> 1u) & 1u) << i;
+            p2 |= ((c >> 2u) & 1u) << i;
+        }
+        cache[base + 3u * h] = p0;
+        cache[base + 3u * h + 1u] = p1;
+        cache[base + 3u * h + 2u] = p2;
+    }
+}
+
+// Quantizes token t's groups g0 .. g0 + 3 of side s into ring slot `slot` and their scale
+// bytes into one word (g0 a multiple of 4).
+fn write_tq_groups(s: KvSide, is_k: bool, t: u32, g0: u32, slot: u32) {
+    var bits = 3u;
+    if (s.ty == KV_TQ4) {
+        bits = 4u;
+    }
+    let width = lay.n_kv_heads * s.head_dim;
+    let n_groups = width / KV_TQ_GROUP;
+    let slot_base = s.ring_off + slot * s.ring_slot_words;
+    var scales = 0u;
+    for (var k = 0u; k < 4u; k++) {
+        let g = g0 + k;
+        if (g >= n_groups) {
+            break;
+        }
+        for (var i = 0u; i < 64u; i++) {
+            let c = g * KV_TQ_GROUP + i;
+            if (is_k) {
+                gvals[i] = k_src[t * width + c];
+            } else {
+                gvals[i] = v_src[t * width + c];
+            }
+            if (s.mean_off != KV_NONE) {
+                gvals[i] -= bitcast<f32>(cache[s.mean_off + c]);
+            }
+        }
+        let e = tq_encode(bits);
+        tq_write_codes(bits, slot_base + g * tq_group_words(bits), tq_scale(e));
+        scales |= e << (8u * k);
+    }
+    cache[slot_base + lay.n_kv_heads * s.ring_head_words + g0 / 4u] = scales;
+}
+
 fn write_block(ty: u32, base: u32) {
     if (ty == KV_Q8) {
         write_q8(base);
@@ -157,13 +287,20 @@ fn kv_write(
             cache[s.tag_off + r] = j + 1u;
         }
     }
+    if (s.ty == KV_TQ4 || s.ty == KV_TQ3) {
+        let flat = head * blocks_per_head + blk;
+        if (flat % 8u == 0u) {
+            write_tq_groups(s, is_k, t, flat / 2u, slot);
+        }
+        return;
+    }
     if (s.mean_off != KV_NONE) {
         let mb = s.mean_off + head * s.head_dim + blk * 32u;
         for (var i = 0u; i < 32u; i++) {
             vals[i] -= bitcast<f32>(cache[mb + i]);
         }
     }
-    let ring = s.ring_off + (slot * lay.n_kv_heads + head) * s.ring_head_words
+    let ring = s.ring_off + slot * s.ring_slot_words + head * s.ring_head_words
         + blk * kv_block_words(s.ty);
     write_block(s.ty, ring);
 }

@@ -5,9 +5,9 @@
 //! cargo run --example kv_ppl -- MODEL.gguf TEXT N K_TYPE V_TYPE [key=value ...]
 //! ```
 //! keys: `recent` (f16 copies of the newest tokens), `rotate` (0/1), `center` (0/1),
-//! `sinks`, `window`,
-//! `batch`. The text is scored as one sequence from position 0 (BOS first when the model
-//! adds one), every position after the first.
+//! `sinks`, `window`, `batch`, `from` (the first line of TEXT to read, counted from 1: text
+//! held out from tuning). The text is scored as one sequence from position 0 (BOS first when
+//! the model adds one), every position after the first.
 
 use std::path::Path;
 
@@ -20,7 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.len() < 5 {
         return Err(
             "usage: kv_ppl MODEL TEXT N K_TYPE V_TYPE [recent=R rotate=0|1 center=0|1 \
-                    sinks=S window=W batch=B]"
+                    sinks=S window=W batch=B from=LINE]"
                 .into(),
         );
     }
@@ -31,6 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         window: Some(n as u32),
         ..EngineOptions::default()
     };
+    let mut from = 1usize;
     for kv in &args[5..] {
         let (k, v) = kv.split_once('=').ok_or("options are key=value")?;
         match k {
@@ -40,11 +41,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "sinks" => opts.sinks = v.parse()?,
             "window" => opts.window = Some(v.parse()?),
             "batch" => opts.batch = v.parse()?,
+            "from" => from = v.parse()?,
             _ => return Err(format!("unknown option {k}").into()),
         }
     }
     let engine = Engine::load(Path::new(&args[0]), &opts, &mut |_| {})?;
-    let text = std::fs::read_to_string(&args[1])?;
+    let text: String = std::fs::read_to_string(&args[1])?
+        .split_inclusive('\n')
+        .skip(from.saturating_sub(1))
+        .collect();
     let ids = windows(&engine.model().tokenizer, &text, n)?.remove(0);
     let start = std::time::Instant::now();
     let scores = engine.session()?.score(&ids)?;

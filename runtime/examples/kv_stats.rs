@@ -1,10 +1,11 @@
-//! How much of each key and value a 4-bit block loses, layer by layer, under the storage
+//! How much of each key and value a cache type loses, layer by layer, under the storage
 //! schemes docs/KV_CACHE.md compares: the relative squared error `|x - q(x)|^2 / |x|^2` over
 //! the first N tokens of a text, read back from an f16 cache.
 //!
 //! ```text
-//! cargo run --example kv_stats -- MODEL.gguf TEXT N
+//! cargo run --example kv_stats -- MODEL.gguf TEXT N [TYPE]
 //! ```
+//! TYPE: the cache type measured (default q4).
 //! Schemes: `token` (blocks of 32 along the head, as stored), `rotated` (Hadamard first),
 //! `centered` (the per-channel mean over the text subtracted, then rotated), `channel` (KIVI:
 //! blocks of 32 tokens along each channel).
@@ -25,7 +26,11 @@ fn rel(x: &[f32], y: &[f32]) -> (f64, f64) {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let n: usize = args.get(2).ok_or("usage: kv_stats MODEL TEXT N")?.parse()?;
+    let n: usize = args
+        .get(2)
+        .ok_or("usage: kv_stats MODEL TEXT N [TYPE]")?
+        .parse()?;
+    let ty = KvType::parse(args.get(3).map_or("q4", String::as_str))?;
     let opts = EngineOptions {
         cache_type_k: KvType::F16,
         cache_type_v: KvType::F16,
@@ -67,13 +72,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         acc[i].0 += e;
                         acc[i].1 += m;
                     };
-                    add(0, rel(r, &round_trip(KvType::Q4, r)));
+                    add(0, rel(r, &round_trip(ty, r)));
                     let mut rot = r.clone();
                     hadamard(&mut rot, size);
-                    add(1, rel(&rot, &round_trip(KvType::Q4, &rot)));
+                    add(1, rel(&rot, &round_trip(ty, &rot)));
                     let mut cen: Vec<f32> = r.iter().zip(&mean).map(|(a, b)| a - b).collect();
                     hadamard(&mut cen, size);
-                    let q = round_trip(KvType::Q4, &cen);
+                    let q = round_trip(ty, &cen);
                     // The error is relative to the key itself (the mean is kept exactly).
                     let e: f64 = cen
                         .iter()
@@ -82,11 +87,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         .sum();
                     add(2, (e, r.iter().map(|a| f64::from(*a).powi(2)).sum()));
                 }
-                // Per channel, blocks of 32 consecutive tokens.
-                for group in rows.chunks_exact(32) {
+                // Per channel, blocks of consecutive tokens.
+                for group in rows.chunks_exact(ty.granule() as usize) {
                     for c in 0..d {
                         let col: Vec<f32> = group.iter().map(|r| r[c]).collect();
-                        let q = round_trip(KvType::Q4, &col);
+                        let q = round_trip(ty, &col);
                         let (e, m) = rel(&col, &q);
                         acc[3].0 += e;
                         acc[3].1 += m;

@@ -8,6 +8,7 @@ mod common;
 
 use voyager_runtime::budget::{format_size, parse_size, plan};
 use voyager_runtime::engine::{Engine, EngineOptions};
+use voyager_runtime::kv::KvType;
 use voyager_runtime::model::Model;
 use voyager_runtime::Error;
 
@@ -90,6 +91,44 @@ fn the_planner_picks_the_largest_window_that_fits() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("8000-token window"), "{err}");
+}
+
+/// The codebook cache (tq4 keys, tq3 values) costs 5280 ring bytes a token against q4's 7200;
+/// the sinks and newest copies stay f16 either way, so the same budget plans a window longer by
+/// what the ring saves.
+#[test]
+fn narrower_cache_types_buy_a_longer_window_in_the_same_budget() {
+    let model = Model::open(&common::model_path(MODEL)).unwrap();
+    let budget = 255u64 << 20;
+    let planned = |k, v| {
+        let p = plan(
+            &model,
+            &EngineOptions {
+                cache_type_k: k,
+                cache_type_v: v,
+                ..with_budget(budget)
+            },
+        )
+        .unwrap();
+        assert!(p.total() <= budget, "{}", p.breakdown());
+        p
+    };
+    let q4 = planned(KvType::Q4, KvType::Q4);
+    let tq = planned(KvType::Tq4, KvType::Tq3);
+    assert_eq!(
+        (q4.kv_ring_bytes_per_token, tq.kv_ring_bytes_per_token),
+        (7200, 5280)
+    );
+    assert_eq!(q4.kv_f16_bytes, tq.kv_f16_bytes);
+    let (wq, wt) = (q4.kv_config.window, tq.kv_config.window);
+    eprintln!("{budget}: window {wq} at q4/q4, {wt} at tq4/tq3");
+    // The ring bytes the q4 window takes hold a longer tq window, less what the longer window
+    // adds to scratch (attention partials): within 5% of the whole ratio.
+    let ideal = f64::from(wq) * 7200.0 / 5280.0;
+    assert!(
+        f64::from(wt) > 0.95 * ideal && f64::from(wt) <= ideal + 1.0,
+        "{wt} vs {ideal}"
+    );
 }
 
 #[test]

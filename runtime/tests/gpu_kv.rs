@@ -1,5 +1,5 @@
 //! The KV cache's kernels on a real adapter (lavapipe in CI) against their CPU twins:
-//! `kv_write` (quantizing f16 / q8 / q4 into sinks, recent copies and the ring) and attention
+//! `kv_write` (quantizing f16 / q8 / q4 / tq4 / tq3 into sinks, recent copies and the ring) and attention
 //! over sinks plus a sliding window, reading every format in place, for both prefill
 //! strategies and the split decode. Tolerances are argued in
 //! `voyager_runtime::selfcheck::cases` (`kv_write`, `attention`).
@@ -37,7 +37,19 @@ fn kv_write_stores_every_region_and_format() {
         (KvType::Q8, KvType::Q4),
     ]
     .into_iter()
-    .map(|(k, v)| {
+    .map(|(k, v)| (shape, k, v))
+    // The codebook formats, on heads of whole groups: 3 groups a slot (one partial word of
+    // scale bytes), Gemma's one head of 4, and 5 heads of 2 (three words, the last partial).
+    .chain([(3, 64), (1, 256), (5, 128)].map(|(n_kv_heads, head_dim)| {
+        let shape = HeadShape {
+            n_kv_heads,
+            head_dim,
+            head_dim_v: head_dim,
+        };
+        (shape, KvType::Tq4, KvType::Tq3)
+    }))
+    .chain([(shape_of(2, 64), KvType::Tq3, KvType::Q4)])
+    .map(|(shape, k, v)| {
         cases::kv_write(
             &mut rng,
             shape,
@@ -49,6 +61,14 @@ fn kv_write_stores_every_region_and_format() {
     })
     .collect();
     check_all(&ctx, &kernels, &table);
+}
+
+fn shape_of(n_kv_heads: u32, head_dim: u32) -> HeadShape {
+    HeadShape {
+        n_kv_heads,
+        head_dim,
+        head_dim_v: head_dim,
+    }
 }
 
 fn base() -> AttentionShape {
@@ -107,6 +127,26 @@ fn attention_prefill_matches_cpu() {
                 kv: kv_config(KvType::Q4, KvType::F16, 0, 4096, 16),
                 ..base()
             },
+            // The codebook formats past eviction: tq4 keys (centered) and tq3 values with
+            // recent f16 copies, on SmolLM2's and Gemma's heads.
+            AttentionShape {
+                n_tokens: 7,
+                n_kv: 301,
+                q_amp: 4.0,
+                kv: kv_config(KvType::Tq4, KvType::Tq3, 4, 200, 16),
+                ..base()
+            },
+            AttentionShape {
+                n_heads: 4,
+                n_kv_heads: 1,
+                head_dim: 256,
+                head_dim_v: 256,
+                n_tokens: 3,
+                n_kv: 143,
+                kv: kv_config(KvType::Tq3, KvType::Tq4, 4, 100, 8),
+                q_amp: 4.0,
+                ..base()
+            },
             // Sharp scores, soft-capped, V narrower than K, a tiny window right after the
             // sinks.
             AttentionShape {
@@ -153,6 +193,13 @@ fn attention_decode_matches_cpu() {
             n_kv: 901,
             kv: kv_config(KvType::Q4, KvType::Q8, 4, 300, 32),
             q_amp: 4.0,
+            ..one
+        },
+        // The codebook formats, two splits past eviction.
+        AttentionShape {
+            n_kv: 611,
+            q_amp: 4.0,
+            kv: kv_config(KvType::Tq4, KvType::Tq3, 4, 500, 32),
             ..one
         },
         // A long window: 8.3k keys in 33 splits, f16.

@@ -7,13 +7,17 @@
 //          rollback (an edited chat turn) a slot may hold a later position;
 //   ring   every position j >= sinks in the side's type, slot (j - sinks) % ring_slots.
 // A slot holds n_kv_heads heads; an f16 head is head_dim / 2 words, a ring head
-// ring_head_words words (blocks of 32 values, see runtime/src/kv/quant.rs).
+// ring_head_words words (blocks of 32 values, see runtime/src/kv/quant.rs). A ring slot is
+// ring_slot_words: its heads, then for the codebook types (kv/codebook.wgsl) the scale bytes of
+// its groups of 64 values, four to a word (group g of head h is byte h * head_dim / 64 + g).
 // A centered side (mean_off != KV_NONE) stores ring values minus a per-channel mean: f32 words
 // [n_kv_heads, head_dim] at mean_off, set from the first batch a session writes.
 
 const KV_F16: u32 = 0u;
 const KV_Q8: u32 = 1u;
 const KV_Q4: u32 = 2u;
+const KV_TQ4: u32 = 3u;
+const KV_TQ3: u32 = 4u;
 // No region.
 const KV_NONE: u32 = 0xffffffffu;
 
@@ -27,7 +31,7 @@ struct KvSide {
     ring_head_words: u32,
     mean_off: u32,
     tag_off: u32,
-    _pad0: u32,
+    ring_slot_words: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -41,7 +45,9 @@ struct KvLayout {
     v: KvSide,
 }
 
-// Words of one block of 32 values of type ty.
+//!include "kv/codebook.wgsl"
+
+// Words of one block of 32 values of type ty (the code words for a codebook type).
 fn kv_block_words(ty: u32) -> u32 {
     if (ty == KV_Q8) {
         return 9u;
@@ -49,23 +55,37 @@ fn kv_block_words(ty: u32) -> u32 {
     if (ty == KV_Q4) {
         return 5u;
     }
+    if (ty == KV_TQ4) {
+        return 4u;
+    }
+    if (ty == KV_TQ3) {
+        return 3u;
+    }
     return 16u;
 }
 
-// First word and type of head kvh of position j, when n_kv positions have been written.
-fn kv_locate(s: KvSide, j: u32, kvh: u32, n_kv: u32, lay: KvLayout) -> vec2<u32> {
+// Where head kvh of position j is, when n_kv positions have been written: (first word, type,
+// the slot's first scale word, the byte of the head's first group among the slot's scales).
+// The last two only mean something for a codebook type.
+fn kv_locate(s: KvSide, j: u32, kvh: u32, n_kv: u32, lay: KvLayout) -> vec4<u32> {
     let f16_head = s.head_dim / 2u;
     if (j < lay.sinks) {
-        return vec2<u32>(s.sink_off + (j * lay.n_kv_heads + kvh) * f16_head, KV_F16);
+        return vec4<u32>(s.sink_off + (j * lay.n_kv_heads + kvh) * f16_head, KV_F16, 0u, 0u);
     }
     if (j + s.recent >= n_kv) {
         let slot = j % s.recent;
         if (cache[s.tag_off + slot] == j + 1u) {
-            return vec2<u32>(s.recent_off + (slot * lay.n_kv_heads + kvh) * f16_head, KV_F16);
+            let base = s.recent_off + (slot * lay.n_kv_heads + kvh) * f16_head;
+            return vec4<u32>(base, KV_F16, 0u, 0u);
         }
     }
-    let slot = (j - lay.sinks) % lay.ring_slots;
-    return vec2<u32>(s.ring_off + (slot * lay.n_kv_heads + kvh) * s.ring_head_words, s.ty);
+    let slot_base = s.ring_off + ((j - lay.sinks) % lay.ring_slots) * s.ring_slot_words;
+    return vec4<u32>(
+        slot_base + kvh * s.ring_head_words,
+        s.ty,
+        slot_base + lay.n_kv_heads * s.ring_head_words,
+        kvh * (s.head_dim / KV_TQ_GROUP),
+    );
 }
 
 // The first position a query at p sees in its window (the sinks aside): the window's start,

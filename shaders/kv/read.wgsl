@@ -35,14 +35,57 @@ fn kv_i8(w: u32, b: u32) -> f32 {
     return f32(bitcast<i32>(w << (24u - 8u * b)) >> 24u);
 }
 
-// q . k for the key head at `loc` (first word, type) of width hd.
-fn kv_key_dot(loc: vec2<u32>, hd: u32, sink: bool) -> f32 {
+// Scale byte g of the groups a codebook head at `loc` starts (kv_locate).
+fn kv_tq_scale(loc: vec4<u32>, g: u32) -> f32 {
+    let byte = loc.w + g;
+    return tq_scale((cache[loc.z + byte / 4u] >> (8u * (byte % 4u))) & 255u);
+}
+
+// q . k for a key head in a codebook format (bits 4 or 3), without the mean term.
+fn kv_tq_key_dot(loc: vec4<u32>, bits: u32, hd: u32, sink: bool) -> f32 {
+    var dot = 0.0;
+    let gw = tq_group_words(bits);
+    for (var g = 0u; g < hd / KV_TQ_GROUP; g++) {
+        let gb = loc.x + g * gw;
+        let i0 = g * KV_TQ_GROUP;
+        var s = 0.0;
+        if (bits == 4u) {
+            for (var w = 0u; w < 8u; w++) {
+                let word = cache[gb + w];
+                for (var n = 0u; n < 8u; n++) {
+                    s += q_at(i0 + 8u * w + n, sink) * tq_levels4[(word >> (4u * n)) & 15u];
+                }
+            }
+        } else {
+            for (var h = 0u; h < 2u; h++) {
+                let p0 = cache[gb + 3u * h];
+                let p1 = cache[gb + 3u * h + 1u];
+                let p2 = cache[gb + 3u * h + 2u];
+                for (var i = 0u; i < 32u; i++) {
+                    let c = ((p0 >> i) & 1u) | (((p1 >> i) & 1u) << 1u) | (((p2 >> i) & 1u) << 2u);
+                    s += q_at(i0 + 32u * h + i, sink) * tq_levels3[c];
+                }
+            }
+        }
+        dot += kv_tq_scale(loc, g) * s;
+    }
+    return dot;
+}
+
+// q . k for the key head at `loc` (kv_locate) of width hd.
+fn kv_key_dot(loc: vec4<u32>, hd: u32, sink: bool) -> f32 {
     let base = loc.x;
     if (loc.y == KV_F16) {
         return kv_f16_dot(base, hd, sink);
     }
     // Ring keys are never sinks; a centered ring stored k - mean.
     var dot = kv_q_mu;
+    if (loc.y == KV_TQ4) {
+        return dot + kv_tq_key_dot(loc, 4u, hd, sink);
+    }
+    if (loc.y == KV_TQ3) {
+        return dot + kv_tq_key_dot(loc, 3u, hd, sink);
+    }
     if (loc.y == KV_Q8) {
         for (var b = 0u; b < hd / 32u; b++) {
             let bb = base + b * 9u;
@@ -76,12 +119,31 @@ fn kv_key_dot(loc: vec2<u32>, hd: u32, sink: bool) -> f32 {
     return dot;
 }
 
-// Values 2w and 2w + 1 of the value head at `loc`.
-fn kv_value_pair(loc: vec2<u32>, w: u32) -> vec2<f32> {
+// Values 2w and 2w + 1 of the value head at `loc` (kv_locate).
+fn kv_value_pair(loc: vec4<u32>, w: u32) -> vec2<f32> {
     if (loc.y == KV_F16) {
         return unpack2x16float(cache[loc.x + w]);
     }
     let i = 2u * w;
+    if (loc.y == KV_TQ4 || loc.y == KV_TQ3) {
+        let g = i / KV_TQ_GROUP;
+        let r = i % KV_TQ_GROUP;
+        let s = kv_tq_scale(loc, g);
+        if (loc.y == KV_TQ4) {
+            let word = cache[loc.x + g * 8u + r / 8u];
+            let sh = 4u * (r % 8u);
+            return s * vec2<f32>(tq_levels4[(word >> sh) & 15u], tq_levels4[(word >> (sh + 4u)) & 15u]);
+        }
+        let pb = loc.x + g * 6u + 3u * (r / 32u);
+        let b = r % 32u;
+        let p0 = cache[pb];
+        let p1 = cache[pb + 1u];
+        let p2 = cache[pb + 2u];
+        let c0 = ((p0 >> b) & 1u) | (((p1 >> b) & 1u) << 1u) | (((p2 >> b) & 1u) << 2u);
+        let b1 = b + 1u;
+        let c1 = ((p0 >> b1) & 1u) | (((p1 >> b1) & 1u) << 1u) | (((p2 >> b1) & 1u) << 2u);
+        return s * vec2<f32>(tq_levels3[c0], tq_levels3[c1]);
+    }
     let b = i / 32u;
     let r = i % 32u;
     if (loc.y == KV_Q8) {

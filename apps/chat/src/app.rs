@@ -307,11 +307,11 @@ impl ChatApp {
 
     /// Engine options under the budget and cache type chosen.
     pub(crate) fn engine_options(&self) -> Result<EngineOptions, String> {
-        let ty = KvType::parse(&self.settings.cache_type).map_err(|e| e.to_string())?;
+        let (k, v) = KvType::parse_pair(&self.settings.cache_type).map_err(|e| e.to_string())?;
         Ok(EngineOptions {
             mem_budget: Some(self.settings.budget_mib << 20),
-            cache_type_k: ty,
-            cache_type_v: ty,
+            cache_type_k: k,
+            cache_type_v: v,
             max_sessions: 1,
             ..self.base_options.clone()
         })

@@ -150,6 +150,7 @@ impl Conversation {
 pub struct AppSettings {
     /// The memory budget in MiB (weights + cache + scratch + everything the process holds).
     pub budget_mib: u64,
+    /// The KV cache's types: one for K and V (`q4`) or a pair (`tq4/tq3`).
     pub cache_type: String,
     /// The model file last loaded, opened again at start.
     pub model_path: Option<PathBuf>,
@@ -163,7 +164,10 @@ impl Default for AppSettings {
     fn default() -> Self {
         Self {
             budget_mib: 1024,
-            cache_type: "q4".into(),
+            cache_type: {
+                let o = voyager_runtime::engine::EngineOptions::default();
+                voyager_runtime::kv::KvType::pair_name(o.cache_type_k, o.cache_type_v)
+            },
             model_path: None,
             current: None,
             defaults: Settings::default(),

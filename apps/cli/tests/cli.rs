@@ -238,7 +238,7 @@ fn bad_cache_types_are_one_line_errors() {
         let (err, code) = one_line_error(&["run", "-m", "x", flag, "q3", "hi"]);
         assert_eq!(code, Some(2), "{err}");
         assert!(err.contains("`q3`"), "{err}");
-        assert!(err.contains("f16, q8 or q4"), "{err}");
+        assert!(err.contains("f16, q8, q4, tq4 or tq3"), "{err}");
     }
     let (err, _) = one_line_error(&["info", "-m", "x", "-ctk"]);
     assert!(err.contains("cache-type-k"), "{err}");
@@ -351,7 +351,8 @@ fn help_lists_the_memory_flags_and_hides_the_expert_ones() {
 fn info_lists_kv_bytes_per_token_for_every_cache_type() {
     let (_dir, model) = tiny_model();
     let v = info_json(&model);
-    // 2 layers x 2 KV heads x (K + V) of 32 values: f16 16 words a head, q8 9, q4 5.
+    // 2 layers x 2 KV heads x (K + V) of 32 values: f16 16 words a head, q8 9, q4 5; the
+    // codebook types need heads of 64 and are not offered.
     assert_eq!(v["kv_bytes_per_token_f16"], 512);
     assert_eq!(
         v["kv_bytes_per_token"],

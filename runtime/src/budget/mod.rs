@@ -87,6 +87,11 @@ pub struct Plan {
     pub kv_config: KvConfig,
     /// Ring bytes per token over all layers, for each cache type (K and V the same type).
     pub kv_bytes_per_token: Vec<(KvType, u64)>,
+    /// Ring bytes per token over all layers for the chosen K and V types.
+    pub kv_ring_bytes_per_token: u64,
+    /// Of [`Plan::kv`], the bytes kept in f16 whatever the types: the sinks and the newest
+    /// tokens' copies (with their tags), all layers, one session.
+    pub kv_f16_bytes: u64,
 }
 
 impl Plan {
@@ -372,9 +377,12 @@ fn plan_window(model: &Model, options: &EngineOptions, weights: u64, window: u32
         slack: SLACK_FIXED + weights * SLACK_PER_MILLE / 1000,
         sessions: options.max_sessions,
         kv_config,
-        kv_bytes_per_token: KvType::ALL
-            .iter()
-            .map(|&t| (t, crate::kv::bytes_per_token(t, t, &shapes)))
-            .collect(),
+        kv_bytes_per_token: crate::kv::bytes_per_token_by_type(&shapes),
+        kv_ring_bytes_per_token: crate::kv::bytes_per_token(
+            kv_config.k_type,
+            kv_config.v_type,
+            &shapes,
+        ),
+        kv_f16_bytes: layouts.iter().map(|l| l.f16_bytes()).sum(),
     })
 }

@@ -127,6 +127,10 @@ pub const KV_SNIPPETS: &[(&str, &str)] = &[
         "kv/read.wgsl",
         include_str!("../../../shaders/kv/read.wgsl"),
     ),
+    (
+        "kv/codebook.wgsl",
+        include_str!("../../../shaders/kv/codebook.wgsl"),
+    ),
 ];
 
 /// A KV-cache kernel template with its `shaders/kv/` snippets included.

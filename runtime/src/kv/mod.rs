@@ -12,7 +12,10 @@
 //!   what its first query still reads.
 //!
 //! Quantized formats work on blocks of [`BLOCK`] values of one head; each block is one `u32`
-//! of metadata (two f16: scale `d`, offset `m`) and the packed values (see [`quant`]).
+//! of metadata (two f16: scale `d`, offset `m`) and the packed values (see [`quant`]). The
+//! codebook formats (`tq4`, `tq3`) work on groups of [`TQ_GROUP`] values with an 8-bit scale
+//! each; a slot keeps every head's codes, then the scale bytes of all its groups, four to a
+//! word, so a scale costs 8 bits rather than a word.
 
 pub mod quant;
 
@@ -20,6 +23,9 @@ use crate::{Error, Result};
 
 /// Values per quantization block (a head's width must be a multiple of it).
 pub const BLOCK: u32 = 32;
+
+/// Values per group of the codebook formats (one scale byte each).
+pub const TQ_GROUP: u32 = 64;
 
 /// How K or V elements are stored in the ring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -30,21 +36,56 @@ pub enum KvType {
     Q8,
     /// 4-bit asymmetric: `x = d * q + m`, q in 0..=15, f16 scale and offset per 32 values.
     Q4,
+    /// 4-bit codes into a 16-level codebook for normal data (Lloyd–Max), one 8-bit log scale
+    /// per 64 values: 4.125 bits per value. Meant for rotated (Hadamard) heads.
+    Tq4,
+    /// 3-bit codes into an 8-level normal codebook, one 8-bit log scale per 64 values:
+    /// 3.125 bits per value.
+    Tq3,
 }
 
 impl KvType {
     /// Every type, in the order the CLI lists them.
-    pub const ALL: [KvType; 3] = [KvType::F16, KvType::Q8, KvType::Q4];
+    pub const ALL: [KvType; 5] = [
+        KvType::F16,
+        KvType::Q8,
+        KvType::Q4,
+        KvType::Tq4,
+        KvType::Tq3,
+    ];
 
-    /// Parses `f16`, `q8` or `q4` (also `q8_0`, `q4_0`, as llama.cpp spells them).
+    /// Parses `f16`, `q8`, `q4`, `tq4` or `tq3` (also `q8_0`, `q4_0`, as llama.cpp spells
+    /// them).
     pub fn parse(s: &str) -> Result<Self> {
         match s.to_ascii_lowercase().as_str() {
             "f16" => Ok(Self::F16),
             "q8" | "q8_0" => Ok(Self::Q8),
             "q4" | "q4_0" | "q4_1" => Ok(Self::Q4),
+            "tq4" => Ok(Self::Tq4),
+            "tq3" => Ok(Self::Tq3),
             _ => Err(Error::InvalidArgument(format!(
-                "cache type `{s}` (choose f16, q8 or q4)"
+                "cache type `{s}` (choose f16, q8, q4, tq4 or tq3)"
             ))),
+        }
+    }
+
+    /// Parses a K/V pair: `K/V` (`tq4/tq3`), or one type for both (`q4`).
+    pub fn parse_pair(s: &str) -> Result<(Self, Self)> {
+        match s.split_once('/') {
+            Some((k, v)) => Ok((Self::parse(k.trim())?, Self::parse(v.trim())?)),
+            None => {
+                let t = Self::parse(s.trim())?;
+                Ok((t, t))
+            }
+        }
+    }
+
+    /// The name of a K/V pair as [`KvType::parse_pair`] reads it: `q4`, or `tq4/tq3`.
+    pub fn pair_name(k: Self, v: Self) -> String {
+        if k == v {
+            k.name().to_owned()
+        } else {
+            format!("{k}/{v}")
         }
     }
 
@@ -54,6 +95,8 @@ impl KvType {
             Self::F16 => "f16",
             Self::Q8 => "q8",
             Self::Q4 => "q4",
+            Self::Tq4 => "tq4",
+            Self::Tq3 => "tq3",
         }
     }
 
@@ -61,18 +104,50 @@ impl KvType {
         self != Self::F16
     }
 
-    /// `u32` words of one block of [`BLOCK`] values (metadata included).
+    /// Bits of a codebook format's codes (`None` for the block formats).
+    pub fn codebook_bits(self) -> Option<u32> {
+        match self {
+            Self::Tq4 => Some(4),
+            Self::Tq3 => Some(3),
+            _ => None,
+        }
+    }
+
+    /// Values a head's width must be a multiple of.
+    pub fn granule(self) -> u32 {
+        if self.codebook_bits().is_some() {
+            TQ_GROUP
+        } else {
+            BLOCK
+        }
+    }
+
+    /// `u32` words of one block of [`BLOCK`] values of a block format (metadata included); for
+    /// a codebook format, the code words of [`BLOCK`] values (scales are kept per slot).
     pub fn words_per_block(self) -> u32 {
         match self {
             Self::F16 => BLOCK / 2,
             Self::Q8 => 1 + BLOCK / 4,
             Self::Q4 => 1 + BLOCK / 8,
+            Self::Tq4 => BLOCK / 8,
+            Self::Tq3 => 3 * BLOCK / 32,
         }
     }
 
-    /// `u32` words of one head of `head_dim` values.
+    /// `u32` words of one head of `head_dim` values in a slot (for a codebook format, its
+    /// codes: the scales follow all the slot's heads).
     pub fn words_per_head(self, head_dim: u32) -> u32 {
         head_dim / BLOCK * self.words_per_block()
+    }
+
+    /// `u32` words of one position of `n_kv_heads` heads of `head_dim` values: the heads, and
+    /// for a codebook format the scale bytes of their groups, four to a word.
+    pub fn words_per_slot(self, n_kv_heads: u32, head_dim: u32) -> u32 {
+        let heads = n_kv_heads * self.words_per_head(head_dim);
+        match self.codebook_bits() {
+            Some(_) => heads + (n_kv_heads * head_dim / TQ_GROUP).div_ceil(4),
+            None => heads,
+        }
     }
 }
 
@@ -154,6 +229,22 @@ pub struct HeadShape {
 }
 
 impl HeadShape {
+    /// Refuses shapes the cache cannot store: head widths must be multiples of [`BLOCK`], and
+    /// of [`TQ_GROUP`] for a side in a codebook format.
+    pub fn check_types(&self, k: KvType, v: KvType) -> Result<()> {
+        self.check()?;
+        for (side, ty, width) in [("K", k, self.head_dim), ("V", v, self.head_dim_v)] {
+            if width % ty.granule() != 0 {
+                return Err(Error::InvalidArgument(format!(
+                    "cache type {ty} for {side} needs heads of a multiple of {} values, and this \
+                     model's are {width} (choose q4 or q8)",
+                    ty.granule()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Refuses shapes the cache cannot store: head widths must be multiples of [`BLOCK`].
     pub fn check(&self) -> Result<()> {
         if self.n_kv_heads == 0
@@ -213,7 +304,7 @@ impl SideLayout {
         centered: bool,
     ) -> Result<Self> {
         let f16_words = n_kv_heads * KvType::F16.words_per_head(head_dim);
-        let ring_words = n_kv_heads * ty.words_per_head(head_dim);
+        let ring_words = ty.words_per_slot(n_kv_heads, head_dim);
         let recent_slots = if ty.is_quantized() { l.recent } else { 0 };
         let sinks = Region {
             offset: 0,
@@ -267,6 +358,14 @@ impl SideLayout {
     pub fn bytes(&self) -> u64 {
         self.words() * 4
     }
+
+    /// Bytes of the regions kept in f16 whatever the type: sinks, recent copies and tags.
+    pub fn f16_bytes(&self) -> u64 {
+        [self.sinks, self.recent, self.tags]
+            .iter()
+            .map(|r| u64::from(r.slots) * u64::from(r.words) * 4)
+            .sum()
+    }
 }
 
 fn too_big() -> Error {
@@ -302,7 +401,7 @@ impl LayerLayout {
         native_window: Option<u32>,
         batch: u32,
     ) -> Result<Self> {
-        shape.check()?;
+        shape.check_types(config.k_type, config.v_type)?;
         if config.window == 0 {
             return Err(Error::InvalidArgument("a window of 0 tokens".into()));
         }
@@ -343,6 +442,11 @@ impl LayerLayout {
     /// Bytes of the layer's K and V buffers.
     pub fn bytes(&self) -> u64 {
         self.k.bytes() + self.v.bytes()
+    }
+
+    /// Bytes of the layer's sinks and recent f16 copies (K and V).
+    pub fn f16_bytes(&self) -> u64 {
+        self.k.f16_bytes() + self.v.f16_bytes()
     }
 
     /// First position a query at `p` sees in its window (sinks aside).
@@ -390,11 +494,22 @@ pub fn bytes_per_token(ty_k: KvType, ty_v: KvType, shapes: &[HeadShape]) -> u64 
     shapes
         .iter()
         .map(|s| {
-            u64::from(s.n_kv_heads)
-                * u64::from(ty_k.words_per_head(s.head_dim) + ty_v.words_per_head(s.head_dim_v))
-                * 4
+            u64::from(
+                ty_k.words_per_slot(s.n_kv_heads, s.head_dim)
+                    + ty_v.words_per_slot(s.n_kv_heads, s.head_dim_v),
+            ) * 4
         })
         .sum()
+}
+
+/// [`bytes_per_token`] with the same type for K and V, for every type the heads of `shapes`
+/// can be stored in.
+pub fn bytes_per_token_by_type(shapes: &[HeadShape]) -> Vec<(KvType, u64)> {
+    KvType::ALL
+        .into_iter()
+        .filter(|&t| shapes.iter().all(|s| s.check_types(t, t).is_ok()))
+        .map(|t| (t, bytes_per_token(t, t, shapes)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -413,6 +528,35 @@ mod tests {
         assert_eq!(bytes_per_token(KvType::F16, KvType::F16, &shapes), 23_040);
         assert_eq!(bytes_per_token(KvType::Q8, KvType::Q8, &shapes), 12_960);
         assert_eq!(bytes_per_token(KvType::Q4, KvType::Q4, &shapes), 7_200);
+        // 3 heads of 64: 24 + 1 words of tq4 and 18 + 1 of tq3 per layer.
+        assert_eq!(bytes_per_token(KvType::Tq4, KvType::Tq3, &shapes), 5_280);
+        let gemma = [HeadShape {
+            n_kv_heads: 1,
+            head_dim: 256,
+            head_dim_v: 256,
+        }; 18];
+        assert_eq!(bytes_per_token(KvType::Tq4, KvType::Tq3, &gemma), 4_176);
+    }
+
+    #[test]
+    fn codebook_types_need_heads_of_whole_groups() {
+        let narrow = HeadShape {
+            head_dim: 96,
+            head_dim_v: 96,
+            ..SHAPE
+        };
+        let cfg = KvConfig {
+            k_type: KvType::Tq4,
+            v_type: KvType::Tq3,
+            ..KvConfig::quantized(64)
+        };
+        let err = LayerLayout::new(&cfg, narrow, None, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("multiple of 64"), "{err}");
+        assert!(LayerLayout::new(&KvConfig::quantized(64), narrow, None, 1).is_ok());
+        let l = LayerLayout::new(&cfg, SHAPE, None, 1).unwrap();
+        assert_eq!((l.k.ring.words, l.v.ring.words), (25, 19));
     }
 
     #[test]
@@ -470,6 +614,12 @@ mod tests {
         };
         assert!(LayerLayout::new(&KvConfig::f16(8), bad, None, 1).is_err());
         assert!(KvType::parse("q3").is_err());
+        assert_eq!(KvType::parse("TQ3").unwrap(), KvType::Tq3);
+        let pair = KvType::parse_pair("tq4/tq3").unwrap();
+        assert_eq!(pair, (KvType::Tq4, KvType::Tq3));
+        assert_eq!(KvType::pair_name(pair.0, pair.1), "tq4/tq3");
+        assert_eq!(KvType::parse_pair("q8").unwrap(), (KvType::Q8, KvType::Q8));
+        assert!(KvType::parse_pair("q4/q3").is_err());
         assert_eq!(KvType::parse("Q4_0").unwrap(), KvType::Q4);
     }
 }

@@ -13,8 +13,20 @@
 //! Scales are rounded to f16 first, then codes are `round((x - m) / d)` (ties to even, as
 //! WGSL's `round`) clamped to the code range, so a value is never more than `d / 2` off
 //! (plus the f16 rounding of `m`).
+//!
+//! The codebook formats (`tq4`, `tq3`) quantize a group of [`TQ_GROUP`] values `x` (a rotated
+//! head is close to normal) as `x_i ~ s * C[c_i]`, where `C` is the Lloyd–Max codebook of the
+//! standard normal ([`codebook`]) and `s = 2^(e/8 - 16)` is coded in one byte `e` (0: a zero
+//! group). `e` starts at the byte nearest the group's RMS and the encoder keeps, of the five
+//! bytes `e0, e0 - 1, e0 + 1, e0 - 2, e0 + 2`, the one with the least squared error (the first
+//! on a tie). Codes are the nearest level: `c = #{k : x > s * M[k]}` over the midpoints `M`
+//! between levels. Every step is exact f32 arithmetic (products, sums in order, comparisons),
+//! so `kv_write.wgsl` picks the same bytes and codes. Layout of a group's codes:
+//! - tq4: 8 words, value `8w + n` in nibble `n` of word `w`;
+//! - tq3: 6 words, 3 bit planes per 32 values: bit `p` of value `32h + i` is bit `i` of word
+//!   `3h + p`.
 
-use super::{KvType, BLOCK};
+use super::{KvType, BLOCK, TQ_GROUP};
 use half::f16;
 
 fn f16_bits(x: f32) -> u32 {
@@ -28,10 +40,11 @@ fn f16_of(bits: u32) -> f32 {
 /// Encodes one block of [`BLOCK`] values as `ty` (see the module docs).
 ///
 /// # Panics
-/// When `x` is not one block long.
+/// When `x` is not one block long, or `ty` is a codebook type (see [`encode_group`]).
 pub fn encode_block(ty: KvType, x: &[f32]) -> Vec<u32> {
     assert_eq!(x.len(), BLOCK as usize, "encode_block: one block at a time");
     match ty {
+        KvType::Tq4 | KvType::Tq3 => panic!("encode_block: {ty} is coded by groups"),
         KvType::F16 => x
             .chunks_exact(2)
             .map(|p| f16_bits(p[0]) | (f16_bits(p[1]) << 16))
@@ -71,10 +84,11 @@ pub fn encode_block(ty: KvType, x: &[f32]) -> Vec<u32> {
 /// Decodes one block of `ty` words back to [`BLOCK`] values.
 ///
 /// # Panics
-/// When `words` is not one block of `ty`.
+/// When `words` is not one block of `ty`, or `ty` is a codebook type (see [`decode_group`]).
 pub fn decode_block(ty: KvType, words: &[u32]) -> Vec<f32> {
     assert_eq!(words.len(), ty.words_per_block() as usize, "decode_block");
     match ty {
+        KvType::Tq4 | KvType::Tq3 => panic!("decode_block: {ty} is coded by groups"),
         KvType::F16 => words
             .iter()
             .flat_map(|&w| [f16_of(w & 0xffff), f16_of(w >> 16)])
@@ -96,10 +110,165 @@ pub fn decode_block(ty: KvType, words: &[u32]) -> Vec<f32> {
     }
 }
 
-/// `x` (a whole number of blocks) stored as `ty` and read back.
+/// `x` (a whole number of blocks, or of groups for a codebook format) stored as `ty` and read
+/// back.
 pub fn round_trip(ty: KvType, x: &[f32]) -> Vec<f32> {
+    if let Some(bits) = ty.codebook_bits() {
+        return x
+            .chunks(TQ_GROUP as usize)
+            .flat_map(|g| {
+                let (codes, e) = encode_group(bits, g);
+                decode_group(bits, &codes, e)
+            })
+            .collect();
+    }
     x.chunks(BLOCK as usize)
         .flat_map(|b| decode_block(ty, &encode_block(ty, b)))
+        .collect()
+}
+
+/// Levels of the 3-bit codebook (Lloyd–Max for the standard normal), ascending.
+const LEVELS3: [f32; 8] = [-2.152, -1.344, -0.756, -0.2451, 0.2451, 0.756, 1.344, 2.152];
+/// Midpoints between consecutive 3-bit levels.
+const MIDS3: [f32; 7] = [-1.748, -1.05, -0.50055, 0.0, 0.50055, 1.05, 1.748];
+/// Levels of the 4-bit codebook (Lloyd–Max for the standard normal), ascending.
+const LEVELS4: [f32; 16] = [
+    -2.7326, -2.069, -1.6181, -1.2562, -0.9424, -0.6568, -0.3881, -0.1284, 0.1284, 0.3881, 0.6568,
+    0.9424, 1.2562, 1.6181, 2.069, 2.7326,
+];
+/// Midpoints between consecutive 4-bit levels.
+const MIDS4: [f32; 15] = [
+    -2.4008, -1.84355, -1.43715, -1.0993, -0.7996, -0.52245, -0.25825, 0.0, 0.25825, 0.52245,
+    0.7996, 1.0993, 1.43715, 1.84355, 2.4008,
+];
+
+/// The levels and the midpoints between them of the `bits`-bit codebook (3 or 4).
+///
+/// # Panics
+/// On other widths.
+pub fn codebook(bits: u32) -> (&'static [f32], &'static [f32]) {
+    match bits {
+        3 => (&LEVELS3, &MIDS3),
+        4 => (&LEVELS4, &MIDS4),
+        _ => panic!("no {bits}-bit codebook"),
+    }
+}
+
+/// `2^(r/8)` for r in 0..8 (the same literals as `shaders/kv/codebook.wgsl`).
+const EIGHTHS: [f32; 8] = [
+    1.0,
+    1.0905077,
+    1.1892071,
+    1.2968396,
+    std::f32::consts::SQRT_2,
+    1.5422108,
+    1.6817929,
+    1.8340081,
+];
+
+/// The scale a byte codes: `2^(e/8 - 16)`, exactly (0 for byte 0).
+pub fn group_scale(e: u32) -> f32 {
+    if e == 0 {
+        return 0.0;
+    }
+    let exp = (e / 8) as i32 - 16;
+    EIGHTHS[(e % 8) as usize] * f32::from_bits(((exp + 127) as u32) << 23)
+}
+
+/// `2^(1/8)`: the byte nearest the RMS is the largest `e` with `s(e)^2 <= ms * 2^(1/8)`.
+const HALF_STEP2: f32 = 1.0905077;
+
+/// The codes of `x` at scale `s` (nearest level) and their squared error.
+fn group_codes(mids: &[f32], levels: &[f32], x: &[f32], s: f32) -> (Vec<u32>, f32) {
+    let mut err = 0f32;
+    let codes = x
+        .iter()
+        .map(|&v| {
+            let c = mids.iter().filter(|&&m| v > s * m).count();
+            let d = v - s * levels[c];
+            err += d * d;
+            c as u32
+        })
+        .collect();
+    (codes, err)
+}
+
+/// Encodes one group of [`TQ_GROUP`] values with the `bits`-bit codebook: its code words (see
+/// the module docs) and its scale byte.
+///
+/// # Panics
+/// When `x` is not one group long.
+pub fn encode_group(bits: u32, x: &[f32]) -> (Vec<u32>, u32) {
+    assert_eq!(
+        x.len(),
+        TQ_GROUP as usize,
+        "encode_group: one group at a time"
+    );
+    let (levels, mids) = codebook(bits);
+    let mut ss = 0f32;
+    for v in x {
+        ss += v * v;
+    }
+    let ms = ss * (1.0 / TQ_GROUP as f32);
+    let mut best: (u32, Vec<u32>) = (0, vec![0; x.len()]);
+    if ms > 0.0 && ms <= f32::MAX {
+        // The largest e in 1..=255 whose scale squared is at most ms * 2^(1/8).
+        let bound = ms * HALF_STEP2;
+        let mut e0 = 1u32;
+        for step in [128u32, 64, 32, 16, 8, 4, 2, 1] {
+            if e0 + step <= 255 {
+                let s = group_scale(e0 + step);
+                if s * s <= bound {
+                    e0 += step;
+                }
+            }
+        }
+        let mut best_err = f32::INFINITY;
+        for d in [0i32, -1, 1, -2, 2] {
+            let e = (e0 as i32 + d).clamp(1, 255) as u32;
+            let (codes, err) = group_codes(mids, levels, x, group_scale(e));
+            if err < best_err {
+                best_err = err;
+                best = (e, codes);
+            }
+        }
+    }
+    let (e, codes) = best;
+    (pack_codes(bits, &codes), e)
+}
+
+fn pack_codes(bits: u32, codes: &[u32]) -> Vec<u32> {
+    let mut words = vec![0u32; codes.len() * bits as usize / 32];
+    for (i, &c) in codes.iter().enumerate() {
+        if bits == 4 {
+            words[i / 8] |= c << (4 * (i % 8));
+        } else {
+            for p in 0..3 {
+                words[3 * (i / 32) + p] |= ((c >> p) & 1) << (i % 32);
+            }
+        }
+    }
+    words
+}
+
+/// The code of value `i` in a group's code words.
+pub fn group_code(bits: u32, words: &[u32], i: usize) -> u32 {
+    if bits == 4 {
+        (words[i / 8] >> (4 * (i % 8))) & 15
+    } else {
+        (0..3).fold(0, |c, p| {
+            c | (((words[3 * (i / 32) + p] >> (i % 32)) & 1) << p)
+        })
+    }
+}
+
+/// Decodes one group's code words with scale byte `e`.
+pub fn decode_group(bits: u32, words: &[u32], e: u32) -> Vec<f32> {
+    let (levels, _) = codebook(bits);
+    let s = group_scale(e);
+    let n = words.len() * 32 / bits as usize;
+    (0..n)
+        .map(|i| s * levels[group_code(bits, words, i) as usize])
         .collect()
 }
 
@@ -159,7 +328,7 @@ mod tests {
     fn errors_stay_within_half_a_step() {
         for seed in 1..50 {
             let x = block(seed);
-            for ty in KvType::ALL {
+            for ty in [KvType::F16, KvType::Q8, KvType::Q4] {
                 let y = round_trip(ty, &x);
                 let words = encode_block(ty, &x);
                 let step = match ty {
@@ -174,8 +343,79 @@ mod tests {
     }
 
     #[test]
+    fn codebook_groups_lose_what_a_normal_quantizer_should() {
+        // Normal-ish values (a sum of uniforms): Lloyd-Max loses ~0.0095 (4 bits) and ~0.0345
+        // (3 bits) of the energy with a known scale; the scale search does a little better.
+        let mut s = 12345u32;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            s as f32 / u32::MAX as f32 - 0.5
+        };
+        let x: Vec<f32> = (0..64 * 200)
+            .map(|_| (0..12).map(|_| next()).sum::<f32>() * 3.0)
+            .collect();
+        for (ty, lo, hi) in [(KvType::Tq4, 0.005, 0.0095), (KvType::Tq3, 0.02, 0.0345)] {
+            let y = round_trip(ty, &x);
+            let e: f32 = x.iter().zip(&y).map(|(a, b)| (a - b) * (a - b)).sum();
+            let n: f32 = x.iter().map(|a| a * a).sum();
+            assert!(e / n > lo && e / n < hi, "{ty}: {}", e / n);
+        }
+    }
+
+    #[test]
+    fn codebook_scales_are_exact_and_codes_pack_back() {
+        assert_eq!(group_scale(128), 1.0);
+        assert_eq!(group_scale(136), 2.0);
+        assert_eq!(group_scale(0), 0.0);
+        for e in 1..256 {
+            let want = 2f64.powf(f64::from(e) / 8.0 - 16.0);
+            assert!((f64::from(group_scale(e)) / want - 1.0).abs() < 1e-6, "{e}");
+        }
+        for bits in [3, 4] {
+            let codes: Vec<u32> = (0..64).map(|i| (i * 7 + 3) % (1 << bits)).collect();
+            let words = pack_codes(bits, &codes);
+            assert_eq!(words.len(), 2 * bits as usize);
+            for (i, &c) in codes.iter().enumerate() {
+                assert_eq!(group_code(bits, &words, i), c);
+            }
+            let (levels, mids) = codebook(bits);
+            for k in 0..mids.len() {
+                assert!((mids[k] - (levels[k] + levels[k + 1]) / 2.0).abs() < 1e-6);
+            }
+        }
+        // A zero group, and one far outside any scale, both stay finite.
+        assert_eq!(round_trip(KvType::Tq3, &[0.0; 64]), vec![0.0; 64]);
+        let big = round_trip(KvType::Tq4, &[1e9; 64]);
+        assert!(big.iter().all(|v| v.is_finite() && *v > 1e4));
+    }
+
+    /// The numbers of the WGSL array `name` in `shaders/kv/codebook.wgsl`.
+    fn wgsl_array(name: &str) -> Vec<f32> {
+        let src = include_str!("../../../shaders/kv/codebook.wgsl");
+        let start = src.find(&format!("var<private> {name}:")).expect(name);
+        let body = &src[start..];
+        let body = &body[body.find(">(").expect(name) + 2..body.find(");").expect(name)];
+        body.split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| t.parse().expect(t))
+            .collect()
+    }
+
+    #[test]
+    fn the_shader_has_the_same_codebooks() {
+        assert_eq!(wgsl_array("tq_levels3"), LEVELS3);
+        assert_eq!(wgsl_array("tq_mids3"), MIDS3);
+        assert_eq!(wgsl_array("tq_levels4"), LEVELS4);
+        assert_eq!(wgsl_array("tq_mids4"), MIDS4);
+        assert_eq!(wgsl_array("tq_eighths"), EIGHTHS);
+    }
+
+    #[test]
     fn constant_and_zero_blocks_survive() {
-        for ty in KvType::ALL {
+        for ty in [KvType::F16, KvType::Q8, KvType::Q4] {
             assert_eq!(round_trip(ty, &[0.0; 32]), vec![0.0; 32]);
             let c = round_trip(ty, &[1.5; 32]);
             assert!(c.iter().all(|&v| (v - 1.5).abs() < 1e-2), "{ty}: {c:?}");

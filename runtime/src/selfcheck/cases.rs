@@ -503,7 +503,9 @@ pub fn kv_config(k: KvType, v: KvType, sinks: u32, window: u32, recent: u32) -> 
 /// position a query at the end can see decodes, from the device's words, to what the CPU twin
 /// stores, within one quantization step of its block (the block's range / 15 for q4, amax /
 /// 127 for q8: the two sides may round a code differently when the f16 scale rounds either
-/// way) or one f16 ulp (amax / 1024) for f16 regions.
+/// way) or one f16 ulp (amax / 1024) for f16 regions. The codebook formats get the f16 bound
+/// too: their encoder is exact f32 arithmetic, so the device picks the twin's scale byte and
+/// codes (only the key mean, summed in another order, may differ by rounding).
 pub fn kv_write(
     rng: &mut XorShift,
     shape: HeadShape,
@@ -533,7 +535,8 @@ pub fn kv_write(
                 want.extend(stored_ref(&layout, side, j, kvh, n_kv, head, &mean));
                 let in_f16 = j < layout.policy.sinks
                     || (kv.recent > 0 && j + kv.recent >= n_kv)
-                    || ty == KvType::F16;
+                    || ty == KvType::F16
+                    || ty.codebook_bits().is_some();
                 for block in head.chunks(32) {
                     let hi = block.iter().fold(f32::MIN, |a, &x| a.max(x));
                     let lo = block.iter().fold(f32::MAX, |a, &x| a.min(x));

@@ -140,6 +140,7 @@ pub fn all_cases(strategy: Strategy) -> Result<Vec<Case>> {
             (KvType::F16, KvType::F16),
             (KvType::Q4, KvType::Q4),
             (KvType::Q8, KvType::Q4),
+            (KvType::Tq4, KvType::Tq3),
         ] {
             out.extend(cache_cases(&mut rng, head_dim, head_dim, k, v)?);
         }

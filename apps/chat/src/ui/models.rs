@@ -32,12 +32,12 @@ fn budget(app: &mut ChatApp, ui: &mut egui::Ui) {
         egui::ComboBox::from_id_salt("cache type")
             .selected_text(app.settings.cache_type.clone())
             .show_ui(ui, |ui| {
-                for ty in KvType::ALL {
+                for name in cache_choices() {
                     if ui
-                        .selectable_label(app.settings.cache_type == ty.name(), ty.name())
+                        .selectable_label(app.settings.cache_type == name, &name)
                         .clicked()
                     {
-                        app.settings.cache_type = ty.name().into();
+                        app.settings.cache_type = name;
                         app.settings_changed();
                     }
                 }
@@ -52,6 +52,20 @@ fn budget(app: &mut ChatApp, ui: &mut egui::Ui) {
         )
         .small(),
     );
+}
+
+/// The cache types offered: the default pair first, then each type for both K and V.
+fn cache_choices() -> Vec<String> {
+    let o = voyager_runtime::engine::EngineOptions::default();
+    let default = KvType::pair_name(o.cache_type_k, o.cache_type_v);
+    std::iter::once(default.clone())
+        .chain(
+            KvType::ALL
+                .iter()
+                .map(|t| t.name().to_owned())
+                .filter(|n| *n != default),
+        )
+        .collect()
 }
 
 fn catalog(app: &mut ChatApp, ui: &mut egui::Ui) {

@@ -58,15 +58,10 @@ fn kv_bytes_per_token(model: &Model) -> Option<Vec<(KvType, u64)>> {
     };
     shape.check().ok()?;
     let shapes = vec![shape; cfg.n_layers];
-    Some(
-        KvType::ALL
-            .iter()
-            .map(|&t| (t, kv::bytes_per_token(t, t, &shapes)))
-            .collect(),
-    )
+    Some(kv::bytes_per_token_by_type(&shapes))
 }
 
-/// `{"f16": N, "q8": N, "q4": N}`.
+/// `{"f16": N, "q8": N, "q4": N, ...}` (the types the heads can be stored in).
 fn per_type(bytes: &[(KvType, u64)]) -> serde_json::Value {
     bytes
         .iter()
@@ -113,6 +108,8 @@ fn describe_plan(plan: &Plan, options: &EngineOptions) -> serde_json::Value {
         "center_keys": kv.center_keys && kv.k_type.is_quantized(),
         "batch": options.batch,
         "kv_bytes_per_token": per_type(&plan.kv_bytes_per_token),
+        "kv_ring_bytes_per_token": plan.kv_ring_bytes_per_token,
+        "kv_f16_bytes": plan.kv_f16_bytes,
     })
 }
 
@@ -403,7 +400,27 @@ fn plan_lines(plan: &serde_json::Value) -> Vec<String> {
             "  KV/token      {}",
             per_type_text(&plan["kv_bytes_per_token"])
         ),
+        kv_split_line(plan),
     ]
+}
+
+/// The chosen cache's ring cost per token against f16, and the f16 part apart.
+fn kv_split_line(plan: &serde_json::Value) -> String {
+    let ring = plan["kv_ring_bytes_per_token"].as_u64().unwrap_or(0);
+    let f16 = plan["kv_bytes_per_token"]["f16"].as_u64().unwrap_or(0);
+    let ratio = if f16 > 0 {
+        format!(
+            " ({:.2} bits/value, {:.3}x f16)",
+            16.0 * ring as f64 / f16 as f64,
+            ring as f64 / f16 as f64
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "  KV ring       {ring} bytes/token{ratio}; sinks and newest copies in f16: {}",
+        format_size(plan["kv_f16_bytes"].as_u64().unwrap_or(0))
+    )
 }
 
 #[cfg(test)]
@@ -431,7 +448,11 @@ mod tests {
                 (KvType::F16, 23040),
                 (KvType::Q8, 12960),
                 (KvType::Q4, 7200),
+                (KvType::Tq4, 6000),
+                (KvType::Tq3, 4560),
             ],
+            kv_ring_bytes_per_token: 5280,
+            kv_f16_bytes: 5 << 20,
         }
     }
 
@@ -458,8 +479,9 @@ mod tests {
         assert_eq!(v["batch"], options.batch);
         assert_eq!(
             v["kv_bytes_per_token"],
-            json!({"f16": 23040, "q8": 12960, "q4": 7200})
+            json!({"f16": 23040, "q8": 12960, "q4": 7200, "tq4": 6000, "tq3": 4560})
         );
+        assert_eq!(v["kv_ring_bytes_per_token"], 5280);
         let f16 = describe_plan(&plan(None, KvConfig::f16(100)), &options);
         assert_eq!(f16["budget"], serde_json::Value::Null);
         assert_eq!(
@@ -484,7 +506,9 @@ mod tests {
             "  tokenizer     5.00 MiB",
             "  readback      2.00 MiB (logits on the CPU, sampler)",
             "  total         225.00 MiB of 300.00 MiB",
-            "  KV/token      23040 at f16, 12960 at q8, 7200 at q4",
+            "  KV/token      23040 at f16, 12960 at q8, 7200 at q4, 6000 at tq4, 4560 at tq3",
+            "  KV ring       5280 bytes/token (3.67 bits/value, 0.229x f16); sinks and newest \
+             copies in f16: 5.00 MiB",
         ] {
             assert!(text.contains(part), "no {part:?} in:\n{text}");
         }

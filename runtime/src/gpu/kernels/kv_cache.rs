@@ -9,8 +9,8 @@ use crate::gpu::alloc::GpuBuffer;
 use crate::gpu::context::GpuContext;
 use crate::gpu::kernels::step;
 use crate::gpu::{pipeline, shaders};
-use crate::kv::quant::{decode_block, round_trip};
-use crate::kv::{KvType, LayerLayout, SideLayout, BLOCK};
+use crate::kv::quant::{decode_block, decode_group, round_trip};
+use crate::kv::{KvType, LayerLayout, SideLayout, BLOCK, TQ_GROUP};
 use crate::{Error, Result};
 
 /// Threads per workgroup; must match `shaders/kv_write.wgsl`.
@@ -29,7 +29,8 @@ struct SideUniform {
     ring_head_words: u32,
     mean_off: u32,
     tag_off: u32,
-    _pad: [u32; 3],
+    ring_slot_words: u32,
+    _pad: [u32; 2],
 }
 
 /// The shader's `KvLayout`.
@@ -44,16 +45,18 @@ struct LayoutUniform {
     v: SideUniform,
 }
 
-/// The shader's code for a type (`KV_F16`, `KV_Q8`, `KV_Q4`).
+/// The shader's code for a type (`KV_F16`, `KV_Q8`, `KV_Q4`, `KV_TQ4`, `KV_TQ3`).
 fn type_code(ty: KvType) -> u32 {
     match ty {
         KvType::F16 => 0,
         KvType::Q8 => 1,
         KvType::Q4 => 2,
+        KvType::Tq4 => 3,
+        KvType::Tq3 => 4,
     }
 }
 
-fn side_uniform(s: &SideLayout, base: u32, n_kv_heads: u32) -> SideUniform {
+fn side_uniform(s: &SideLayout, base: u32) -> SideUniform {
     SideUniform {
         ty: type_code(s.ty),
         head_dim: s.head_dim,
@@ -61,14 +64,15 @@ fn side_uniform(s: &SideLayout, base: u32, n_kv_heads: u32) -> SideUniform {
         sink_off: base + s.sinks.offset,
         recent_off: base + s.recent.offset,
         ring_off: base + s.ring.offset,
-        ring_head_words: s.ring.words / n_kv_heads,
+        ring_head_words: s.ty.words_per_head(s.head_dim),
         mean_off: if s.centered() {
             base + s.mean.offset
         } else {
             u32::MAX
         },
         tag_off: base + s.tags.offset,
-        _pad: [0; 3],
+        ring_slot_words: s.ring.words,
+        _pad: [0; 2],
     }
 }
 
@@ -83,8 +87,8 @@ fn layout_uniform(l: &LayerLayout) -> Result<LayoutUniform> {
         sinks: l.policy.sinks,
         window: l.policy.window,
         ring_slots: l.policy.ring_slots,
-        k: side_uniform(&l.k, 0, n),
-        v: side_uniform(&l.v, v_base, n),
+        k: side_uniform(&l.k, 0),
+        v: side_uniform(&l.v, v_base),
     })
 }
 
@@ -152,13 +156,29 @@ pub fn decode_at(
     let n = layout.shape.n_kv_heads;
     let tags = &words[base + s.tags.offset as usize..][..s.tags.slots as usize];
     let (region, ty) = region_of(layout, s, j, n_kv, Some(tags));
-    let head_words = region.1 / n;
-    let start = base + region.0 as usize + (kvh * head_words) as usize;
-    let bw = ty.words_per_block() as usize;
-    let mut values: Vec<f32> = words[start..start + head_words as usize]
-        .chunks_exact(bw)
-        .flat_map(|b| decode_block(ty, b))
-        .collect();
+    let head_words = ty.words_per_head(s.head_dim);
+    let slot = base + region.0 as usize;
+    let start = slot + (kvh * head_words) as usize;
+    let codes = &words[start..start + head_words as usize];
+    let mut values: Vec<f32> = match ty.codebook_bits() {
+        Some(bits) => {
+            let groups = s.head_dim / TQ_GROUP;
+            let scales = slot + (n * head_words) as usize;
+            codes
+                .chunks_exact(codes.len() / groups as usize)
+                .enumerate()
+                .flat_map(|(g, c)| {
+                    let byte = (kvh * groups) as usize + g;
+                    let e = (words[scales + byte / 4] >> (8 * (byte % 4))) & 0xff;
+                    decode_group(bits, c, e)
+                })
+                .collect()
+        }
+        None => codes
+            .chunks_exact(ty.words_per_block() as usize)
+            .flat_map(|b| decode_block(ty, b))
+            .collect(),
+    };
     if s.centered() && ty == s.ty && ty.is_quantized() {
         let mb = base + (s.mean.offset + kvh * s.head_dim) as usize;
         for (v, m) in values.iter_mut().zip(&words[mb..mb + s.head_dim as usize]) {
