@@ -23,10 +23,10 @@ pub struct ModelArgs {
     /// 512M (K/M/G alone are binary). Loading is refused if the model cannot fit.
     #[arg(long = "mem-budget", value_name = "SIZE", value_parser = parse_budget)]
     pub mem_budget: Option<u64>,
-    /// KV cache type for keys: f16, q8, q4, tq4 or tq3 [default: q4] (also -ctk).
+    /// KV cache type for keys: f16, q8, q4, tq4 or tq3 [default: tq4] (also -ctk).
     #[arg(long = "cache-type-k", alias = "ctk", value_name = "TYPE", value_parser = parse_kv_type)]
     pub cache_type_k: Option<KvType>,
-    /// KV cache type for values: f16, q8, q4, tq4 or tq3 [default: q4] (also -ctv).
+    /// KV cache type for values: f16, q8, q4, tq4 or tq3 [default: tq3] (also -ctv).
     #[arg(long = "cache-type-v", alias = "ctv", value_name = "TYPE", value_parser = parse_kv_type)]
     pub cache_type_v: Option<KvType>,
     /// Newest tokens each query attends to beyond the sinks (instead of -c).

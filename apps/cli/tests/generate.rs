@@ -214,7 +214,7 @@ fn perplexity_streams_a_file_through_the_window() {
         (v["window"].as_u64(), v["sinks"].as_u64()),
         (Some(28), Some(4))
     );
-    assert_eq!(v["cache_type_k"], "q4");
+    assert_eq!(v["cache_type_k"], "tq4");
     let ppl = v["ppl"].as_f64().unwrap();
     assert!(ppl.is_finite() && ppl > 1.0 && ppl < 1000.0, "{v}");
     assert!(v["peak_device_bytes"].as_u64().unwrap() > 90 << 20, "{v}");

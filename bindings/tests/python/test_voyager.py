@@ -165,7 +165,7 @@ class Sdk(unittest.TestCase):
         plan = voyager.plan(MODEL, voyager.EngineConfig(mem_budget_bytes=400 << 20))
         self.assertLessEqual(plan.total_bytes, 400 << 20)
         self.assertGreater(plan.window, 0)
-        self.assertEqual(plan.cache_type_k, "q4")
+        self.assertEqual((plan.cache_type_k, plan.cache_type_v), ("tq4", "tq3"))
         self.assertEqual(plan.total_bytes,
                          plan.weights_bytes + plan.other_bytes
                          + plan.sessions * (plan.kv_bytes_per_session

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::gpu::kernels::Kernels;
 use crate::gpu::weights::{max_chunk_bytes, GpuWeight, Weights};
 use crate::gpu::GpuContext;
-use crate::kv::KvConfig;
+use crate::kv::{KvConfig, KvType};
 use crate::model::Model;
 use crate::options::EngineOptions;
 
@@ -140,6 +140,16 @@ impl Engine {
             }
         }
         let kv = plan.kv_config;
+        if (kv.k_type, kv.v_type) != (options.cache_type_k, options.cache_type_v) {
+            log::warn!(
+                "cache type {} needs heads of a multiple of {} values, and this model's are {}: \
+                 using {}",
+                KvType::pair_name(options.cache_type_k, options.cache_type_v),
+                crate::kv::TQ_GROUP,
+                model.config.head_dim,
+                KvType::pair_name(kv.k_type, kv.v_type)
+            );
+        }
         // Device buffers get what the budget leaves after everything else in the plan.
         if let Some(budget) = options.mem_budget {
             gpu.allocator()

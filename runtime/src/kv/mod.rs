@@ -183,12 +183,13 @@ impl KvConfig {
     /// Newest tokens kept in f16 beside a quantized ring.
     pub const DEFAULT_RECENT: u32 = 256;
 
-    /// The default cache (q4 K and V, rotated, keys centered, 4 sinks, the newest 256 also in
-    /// f16) over `window`.
+    /// The default cache (tq4 keys, tq3 values, rotated, keys centered, 4 sinks, the newest
+    /// 256 also in f16) over `window`; see [`KvConfig::fitted`] for heads the codebook types
+    /// cannot hold.
     pub fn quantized(window: u32) -> Self {
         Self {
-            k_type: KvType::Q4,
-            v_type: KvType::Q4,
+            k_type: KvType::Tq4,
+            v_type: KvType::Tq3,
             sinks: Self::DEFAULT_SINKS,
             window,
             recent: Self::DEFAULT_RECENT,
@@ -206,6 +207,24 @@ impl KvConfig {
             recent: 0,
             center_keys: false,
             ..Self::quantized(window)
+        }
+    }
+
+    /// This configuration for heads of `shape`: a codebook type (tq4, tq3) on heads that are
+    /// not whole groups of [`TQ_GROUP`] values becomes q4, so the default cache works on every
+    /// model (the engine logs the change).
+    pub fn fitted(self, shape: HeadShape) -> Self {
+        let fit = |t: KvType, width: u32| {
+            if width % t.granule() == 0 {
+                t
+            } else {
+                KvType::Q4
+            }
+        };
+        Self {
+            k_type: fit(self.k_type, shape.head_dim),
+            v_type: fit(self.v_type, shape.head_dim_v),
+            ..self
         }
     }
 
@@ -554,9 +573,18 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("multiple of 64"), "{err}");
-        assert!(LayerLayout::new(&KvConfig::quantized(64), narrow, None, 1).is_ok());
+        let q4 = KvConfig {
+            k_type: KvType::Q4,
+            v_type: KvType::Q4,
+            ..cfg
+        };
+        assert!(LayerLayout::new(&q4, narrow, None, 1).is_ok());
         let l = LayerLayout::new(&cfg, SHAPE, None, 1).unwrap();
         assert_eq!((l.k.ring.words, l.v.ring.words), (25, 19));
+        // The default falls back to q4 on such heads, and keeps the codebook types otherwise.
+        let fitted = KvConfig::quantized(64).fitted(narrow);
+        assert_eq!((fitted.k_type, fitted.v_type), (KvType::Q4, KvType::Q4));
+        assert_eq!(KvConfig::quantized(64).fitted(SHAPE), KvConfig::quantized(64));
     }
 
     #[test]
@@ -568,7 +596,8 @@ mod tests {
         assert_eq!(l.k.tags.offset, (4 + 256) * 96);
         assert_eq!(l.k.ring.offset, (4 + 256) * 96 + 256);
         assert_eq!(l.k.ring.slots, 107);
-        assert_eq!(l.k.ring.words, 3 * 10);
+        // tq4: 3 heads of 8 code words, then one word of 3 scale bytes.
+        assert_eq!(l.k.ring.words, 3 * 8 + 1);
         let f = LayerLayout::new(&KvConfig::f16(100), SHAPE, None, 8).unwrap();
         assert_eq!(f.k.recent.slots, 0);
     }

@@ -471,8 +471,8 @@ mod tests {
         assert_eq!(v["window"], 2044);
         assert_eq!(v["sinks"], 4);
         assert_eq!(v["span"], 2048);
-        assert_eq!(v["cache_type_k"], "q4");
-        assert_eq!(v["cache_type_v"], "q4");
+        assert_eq!(v["cache_type_k"], "tq4");
+        assert_eq!(v["cache_type_v"], "tq3");
         assert_eq!(v["recent_f16"], 256);
         assert_eq!(v["center_keys"], true);
         assert_eq!(v["rotate"], true);
@@ -498,7 +498,7 @@ mod tests {
         for part in [
             "memory plan     budget 300.00 MiB",
             "  weights       100.00 MiB",
-            "  KV cache      12.00 MiB: window 2044 + 4 sinks = 2048 tokens, K q4 V q4 \
+            "  KV cache      12.00 MiB: window 2044 + 4 sinks = 2048 tokens, K tq4 V tq3 \
              (rotated, keys centered, newest 256 also in f16)",
             "  scratch       3.00 MiB (batch 32)",
             "  staging       1.00 MiB (upload)",
