@@ -131,62 +131,30 @@ fn tq_code(bits: u32, v: f32, s: f32) -> u32 {
     return c;
 }
 
-// The scale byte for gvals (runtime/src/kv/quant.rs, encode_group and ScaleRule): for values
-// (`cover` false) the least error of the byte nearest the RMS and its four neighbours; for keys
-// the smallest byte whose outer level reaches the largest magnitude, or the next if its error
-// is less.
-fn tq_encode(bits: u32, cover: bool) -> u32 {
+// The scale byte for gvals (runtime/src/kv/quant.rs, encode_group): the smallest byte whose
+// outer level reaches the largest magnitude, or the next one if its squared error is less.
+fn tq_encode(bits: u32) -> u32 {
     var ss = 0.0;
     var amax = 0.0;
     for (var i = 0u; i < 64u; i++) {
         ss += gvals[i] * gvals[i];
         amax = max(amax, abs(gvals[i]));
     }
-    let ms = ss * (1.0 / 64.0);
-    if (!(ms > 0.0 && ms <= 3.40282347e38)) {
+    if (!(ss > 0.0 && ss <= 3.40282347e38)) {
         return 0u;
     }
-    var e0 = 1u;
-    var n = 5u;
-    if (cover) {
-        let top = tq_level(bits, (1u << bits) - 1u);
-        e0 = 255u;
-        for (var step = 128u; step > 0u; step /= 2u) {
-            if (e0 > step && tq_scale(e0 - step) * top >= amax) {
-                e0 -= step;
-            }
-        }
-        n = 2u;
-    } else {
-        let bound = ms * 1.0905077;
-        for (var step = 128u; step > 0u; step /= 2u) {
-            if (e0 + step <= 255u) {
-                let sc = tq_scale(e0 + step);
-                if (sc * sc <= bound) {
-                    e0 += step;
-                }
-            }
+    let top = tq_level(bits, (1u << bits) - 1u);
+    var e0 = 255u;
+    for (var step = 128u; step > 0u; step /= 2u) {
+        if (e0 > step && tq_scale(e0 - step) * top >= amax) {
+            e0 -= step;
         }
     }
-    var best = 0u;
-    var best_err = 0.0;
-    for (var k = 0u; k < n; k++) {
-        // Covering: e0, e0 + 1. Least error: e0, e0 - 1, e0 + 1, e0 - 2, e0 + 2.
-        var d = i32(k);
-        if (!cover) {
-            d = i32((k + 1u) / 2u);
-            if (k % 2u == 1u) {
-                d = -d;
-            }
-        }
-        let e = u32(clamp(i32(e0) + d, 1, 255));
-        let err = tq_error(bits, tq_scale(e));
-        if (k == 0u || err < best_err) {
-            best = e;
-            best_err = err;
-        }
+    let e1 = min(e0 + 1u, 255u);
+    if (tq_error(bits, tq_scale(e1)) < tq_error(bits, tq_scale(e0))) {
+        return e1;
     }
-    return best;
+    return e0;
 }
 
 // Writes gvals' codes at scale s (runtime/src/kv/quant.rs has the layout).
@@ -244,7 +212,7 @@ fn write_tq_groups(s: KvSide, is_k: bool, t: u32, g0: u32, slot: u32) {
                 gvals[i] -= bitcast<f32>(cache[s.mean_off + c]);
             }
         }
-        let e = tq_encode(bits, is_k);
+        let e = tq_encode(bits);
         tq_write_codes(bits, slot_base + g * tq_group_words(bits), tq_scale(e));
         scales |= e << (8u * k);
     }

@@ -15,7 +15,7 @@ use std::path::Path;
 use voyager_runtime::engine::perplexity::windows;
 use voyager_runtime::engine::{Engine, EngineOptions};
 use voyager_runtime::gpu::kernels::kv_cache::{decode_at, Side};
-use voyager_runtime::kv::quant::{hadamard, hadamard_size, round_trip, ScaleRule};
+use voyager_runtime::kv::quant::{hadamard, hadamard_size, round_trip};
 use voyager_runtime::kv::KvType;
 
 fn rel(x: &[f32], y: &[f32]) -> (f64, f64) {
@@ -49,7 +49,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for layer in 0..cfg.n_layers {
         let (layout, words) = session.read_cache(layer)?;
         for (s, side) in [Side::K, Side::V].into_iter().enumerate() {
-            let rule = ScaleRule::for_keys(side == Side::K);
             let mut acc = [(0f64, 0f64); 4];
             for h in 0..layout.shape.n_kv_heads {
                 // Tokens after the sinks, as stored.
@@ -73,13 +72,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         acc[i].0 += e;
                         acc[i].1 += m;
                     };
-                    add(0, rel(r, &round_trip(ty, r, rule)));
+                    add(0, rel(r, &round_trip(ty, r)));
                     let mut rot = r.clone();
                     hadamard(&mut rot, size);
-                    add(1, rel(&rot, &round_trip(ty, &rot, rule)));
+                    add(1, rel(&rot, &round_trip(ty, &rot)));
                     let mut cen: Vec<f32> = r.iter().zip(&mean).map(|(a, b)| a - b).collect();
                     hadamard(&mut cen, size);
-                    let q = round_trip(ty, &cen, rule);
+                    let q = round_trip(ty, &cen);
                     // The error is relative to the key itself (the mean is kept exactly).
                     let e: f64 = cen
                         .iter()
@@ -92,7 +91,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 for group in rows.chunks_exact(ty.granule() as usize) {
                     for c in 0..d {
                         let col: Vec<f32> = group.iter().map(|r| r[c]).collect();
-                        let q = round_trip(ty, &col, rule);
+                        let q = round_trip(ty, &col);
                         let (e, m) = rel(&col, &q);
                         acc[3].0 += e;
                         acc[3].1 += m;

@@ -584,7 +584,10 @@ mod tests {
         // The default falls back to q4 on such heads, and keeps the codebook types otherwise.
         let fitted = KvConfig::quantized(64).fitted(narrow);
         assert_eq!((fitted.k_type, fitted.v_type), (KvType::Q4, KvType::Q4));
-        assert_eq!(KvConfig::quantized(64).fitted(SHAPE), KvConfig::quantized(64));
+        assert_eq!(
+            KvConfig::quantized(64).fitted(SHAPE),
+            KvConfig::quantized(64)
+        );
     }
 
     #[test]

@@ -203,7 +203,9 @@ fn context(app: &mut ChatApp, ui: &mut egui::Ui) {
     );
     ui.label(format!(
         "Window: the first {} and the last {} tokens, {} cache.",
-        kv.sinks, kv.window, kv.k_type
+        kv.sinks,
+        kv.window,
+        voyager_runtime::kv::KvType::pair_name(kv.k_type, kv.v_type)
     ));
     if usage.evicted > 0 {
         ui.colored_label(

@@ -9,7 +9,7 @@ use crate::gpu::alloc::GpuBuffer;
 use crate::gpu::context::GpuContext;
 use crate::gpu::kernels::step;
 use crate::gpu::{pipeline, shaders};
-use crate::kv::quant::{decode_block, decode_group, round_trip, ScaleRule};
+use crate::kv::quant::{decode_block, decode_group, round_trip};
 use crate::kv::{KvType, LayerLayout, SideLayout, BLOCK, TQ_GROUP};
 use crate::{Error, Result};
 
@@ -235,17 +235,16 @@ pub fn stored_ref(
         Side::V => &layout.v,
     };
     let (_, ty) = region_of(layout, s, j, n_kv, None);
-    let rule = ScaleRule::for_keys(side == Side::K);
     if ty.is_quantized() && s.centered() {
         let mu = &mean[(kvh * s.head_dim) as usize..][..s.head_dim as usize];
         let centered: Vec<f32> = head.iter().zip(mu).map(|(x, m)| x - m).collect();
-        round_trip(ty, &centered, rule)
+        round_trip(ty, &centered)
             .iter()
             .zip(mu)
             .map(|(x, m)| x + m)
             .collect()
     } else {
-        round_trip(ty, head, rule)
+        round_trip(ty, head)
     }
 }
 
