@@ -1,6 +1,6 @@
 //! The memory file: a session saved at its stored precision resumes exactly (the next greedy
-//! tokens and their log-probabilities equal the saving session's, bit for bit), for f16 and q4
-//! caches, before and after the ring wrapped; a chat resumes with its messages; and every
+//! tokens and their log-probabilities equal the saving session's, bit for bit), for f16, q4 and
+//! tq4/tq3 caches, before and after the ring wrapped; a chat resumes with its messages; and every
 //! broken file (another model, another cache, truncated, flipped bits, a future version, not a
 //! session file at all) is refused in one line without touching anything.
 
@@ -22,10 +22,16 @@ const PROMPT: &str = "Alice was beginning to get very tired of sitting by her si
                       book her sister was reading, but it had no pictures or conversations in it";
 
 fn smollm2(cache: KvType, window: u32) -> Arc<Engine> {
+    smollm2_with(cache, cache, window, EngineOptions::default().recent_f16)
+}
+
+/// SmolLM2 with K and V stored as `k` and `v` and the newest `recent` tokens also in f16.
+fn smollm2_with(k: KvType, v: KvType, window: u32, recent: u32) -> Arc<Engine> {
     let options = EngineOptions {
         window: Some(window),
-        cache_type_k: cache,
-        cache_type_v: cache,
+        cache_type_k: k,
+        cache_type_v: v,
+        recent_f16: recent,
         batch: 8,
         ..EngineOptions::default()
     };
@@ -79,9 +85,14 @@ fn resumes_exactly(engine: &Arc<Engine>, n_prompt: usize, dir: &Path) {
 #[test]
 fn sessions_resume_exactly_before_and_after_the_ring_wraps() {
     let dir = tempfile::tempdir().unwrap();
-    // A span of 4 sinks + 24: 20 tokens fill part of the ring, 40 wrap it (31 slots).
-    for cache in [KvType::F16, KvType::Q4] {
-        let engine = smollm2(cache, 24);
+    // A span of 4 sinks + 24: 20 tokens fill part of the ring, 40 wrap it (31 slots); only
+    // the newest 6 have f16 copies, so the quantized ring is read back too.
+    for (k, v) in [
+        (KvType::F16, KvType::F16),
+        (KvType::Q4, KvType::Q4),
+        (KvType::Tq4, KvType::Tq3),
+    ] {
+        let engine = smollm2_with(k, v, 24, 6);
         for n in [20, 40] {
             resumes_exactly(&engine, n, dir.path());
         }
