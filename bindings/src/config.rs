@@ -225,6 +225,10 @@ pub struct MemoryPlan {
     pub sessions: u32,
     pub cache_type_k: String,
     pub cache_type_v: String,
+    /// What one more token of window costs in the cache (all layers, K and V).
+    pub kv_bytes_per_token: u64,
+    /// Of the cache, what stays in f16 whatever the types (sinks and the newest tokens).
+    pub kv_f16_bytes_per_session: u64,
 }
 
 impl From<&voyager_runtime::budget::Plan> for MemoryPlan {
@@ -243,6 +247,8 @@ impl From<&voyager_runtime::budget::Plan> for MemoryPlan {
             sessions: p.sessions as u32,
             cache_type_k: p.kv_config.k_type.name().to_owned(),
             cache_type_v: p.kv_config.v_type.name().to_owned(),
+            kv_bytes_per_token: p.kv_ring_bytes_per_token,
+            kv_f16_bytes_per_session: p.kv_f16_bytes,
         }
     }
 }

@@ -166,6 +166,12 @@ class Sdk(unittest.TestCase):
         self.assertLessEqual(plan.total_bytes, 400 << 20)
         self.assertGreater(plan.window, 0)
         self.assertEqual((plan.cache_type_k, plan.cache_type_v), ("tq4", "tq3"))
+        # SmolLM2: 30 layers of 3 heads of 64, 25 words of tq4 keys and 19 of tq3 values.
+        self.assertEqual(plan.kv_bytes_per_token, 5280)
+        q4 = voyager.plan(MODEL, voyager.EngineConfig(mem_budget_bytes=400 << 20,
+                                                      cache_type_k="q4", cache_type_v="q4"))
+        self.assertEqual(q4.kv_bytes_per_token, 7200)
+        self.assertEqual(q4.kv_f16_bytes_per_session, plan.kv_f16_bytes_per_session)
         self.assertEqual(plan.total_bytes,
                          plan.weights_bytes + plan.other_bytes
                          + plan.sessions * (plan.kv_bytes_per_session
