@@ -313,7 +313,8 @@ impl Session {
         let want = cache_json(engine);
         if header["cache"] != want {
             return Err(bad(format!(
-                "saved with a cache of {}; this engine's is {} (load it with the same cache                  type, window, sinks and batch)",
+                "saved with a cache of {}; this engine's is {} (load it with the same cache \
+                 type, window, sinks and batch)",
                 describe_cache(&header["cache"]),
                 describe_cache(&want)
             )));
