@@ -1,6 +1,6 @@
 //! The KV cache's kernels on a real adapter (lavapipe in CI) against their CPU twins:
-//! `kv_write` (quantizing f16 / q8 / q4 / tq4 / tq3 into sinks, recent copies and the ring) and attention
-//! over sinks plus a sliding window, reading every format in place, for both prefill
+//! `kv_write` (quantizing f16 / q8 / q4 / tq4 / tq3 into sinks, recent copies and the ring) and
+//! attention over sinks plus a sliding window, reading every format in place, for both prefill
 //! strategies and the split decode. Tolerances are argued in
 //! `voyager_runtime::selfcheck::cases` (`kv_write`, `attention`).
 //!
@@ -40,14 +40,7 @@ fn kv_write_stores_every_region_and_format() {
     .map(|(k, v)| (shape, k, v))
     // The codebook formats, on heads of whole groups: 3 groups a slot (one partial word of
     // scale bytes), Gemma's one head of 4, and 5 heads of 2 (three words, the last partial).
-    .chain([(3, 64), (1, 256), (5, 128)].map(|(n_kv_heads, head_dim)| {
-        let shape = HeadShape {
-            n_kv_heads,
-            head_dim,
-            head_dim_v: head_dim,
-        };
-        (shape, KvType::Tq4, KvType::Tq3)
-    }))
+    .chain([(3, 64), (1, 256), (5, 128)].map(|(n, d)| (shape_of(n, d), KvType::Tq4, KvType::Tq3)))
     .chain([(shape_of(2, 64), KvType::Tq3, KvType::Q4)])
     .map(|(shape, k, v)| {
         cases::kv_write(
@@ -68,6 +61,17 @@ fn shape_of(n_kv_heads: u32, head_dim: u32) -> HeadShape {
         n_kv_heads,
         head_dim,
         head_dim_v: head_dim,
+    }
+}
+
+/// Gemma 3's heads (4 query heads on one KV head of 256) over `base()`.
+fn gemma_heads() -> AttentionShape {
+    AttentionShape {
+        n_heads: 4,
+        n_kv_heads: 1,
+        head_dim: 256,
+        head_dim_v: 256,
+        ..base()
     }
 }
 
@@ -98,15 +102,11 @@ fn attention_prefill_matches_cpu() {
             // Gemma's heads: each query sees 4 sinks, then a window of 100 that started long
             // ago.
             AttentionShape {
-                n_heads: 4,
-                n_kv_heads: 1,
-                head_dim: 256,
-                head_dim_v: 256,
                 n_tokens: 3,
                 n_kv: 143,
                 kv: kv_config(KvType::Q4, KvType::Q4, 4, 100, 8),
                 q_amp: 4.0,
-                ..base()
+                ..gemma_heads()
             },
             // Long key ranges (a 2048-token window): more keys than one thread may loop over
             // on software Vulkan (gallivm stops a loop after 65535 iterations), so the
@@ -118,14 +118,10 @@ fn attention_prefill_matches_cpu() {
                 ..base()
             },
             AttentionShape {
-                n_heads: 4,
-                n_kv_heads: 1,
-                head_dim: 256,
-                head_dim_v: 256,
                 n_tokens: 3,
                 n_kv: 1503,
                 kv: kv_config(KvType::Q4, KvType::F16, 0, 4096, 16),
-                ..base()
+                ..gemma_heads()
             },
             // The codebook formats past eviction: tq4 keys (centered) and tq3 values with
             // recent f16 copies, on SmolLM2's and Gemma's heads.
@@ -137,15 +133,11 @@ fn attention_prefill_matches_cpu() {
                 ..base()
             },
             AttentionShape {
-                n_heads: 4,
-                n_kv_heads: 1,
-                head_dim: 256,
-                head_dim_v: 256,
                 n_tokens: 3,
                 n_kv: 143,
                 kv: kv_config(KvType::Tq3, KvType::Tq4, 4, 100, 8),
                 q_amp: 4.0,
-                ..base()
+                ..gemma_heads()
             },
             // Sharp scores, soft-capped, V narrower than K, a tiny window right after the
             // sinks.

@@ -38,6 +38,11 @@ fn tq_level(bits: u32, c: u32) -> f32 {
     return tq_levels3[c];
 }
 
+// Value i's 3-bit code from the three bit planes of its 32 values (tq3).
+fn tq3_code(p0: u32, p1: u32, p2: u32, i: u32) -> u32 {
+    return ((p0 >> i) & 1u) | (((p1 >> i) & 1u) << 1u) | (((p2 >> i) & 1u) << 2u);
+}
+
 // Code words of one group.
 fn tq_group_words(bits: u32) -> u32 {
     return 2u * bits;

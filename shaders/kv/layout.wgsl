@@ -47,19 +47,14 @@ struct KvLayout {
 
 //!include "kv/codebook.wgsl"
 
-// Words of one block of 32 values of type ty (the code words for a codebook type).
+// Words of one block of 32 values of a block type (f16, q8, q4; the codebook types are
+// written by groups, kv_write.wgsl).
 fn kv_block_words(ty: u32) -> u32 {
     if (ty == KV_Q8) {
         return 9u;
     }
     if (ty == KV_Q4) {
         return 5u;
-    }
-    if (ty == KV_TQ4) {
-        return 4u;
-    }
-    if (ty == KV_TQ3) {
-        return 3u;
     }
     return 16u;
 }

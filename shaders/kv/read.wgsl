@@ -62,8 +62,7 @@ fn kv_tq_key_dot(loc: vec4<u32>, bits: u32, hd: u32, sink: bool) -> f32 {
                 let p1 = cache[gb + 3u * h + 1u];
                 let p2 = cache[gb + 3u * h + 2u];
                 for (var i = 0u; i < 32u; i++) {
-                    let c = ((p0 >> i) & 1u) | (((p1 >> i) & 1u) << 1u) | (((p2 >> i) & 1u) << 2u);
-                    s += q_at(i0 + 32u * h + i, sink) * tq_levels3[c];
+                    s += q_at(i0 + 32u * h + i, sink) * tq_levels3[tq3_code(p0, p1, p2, i)];
                 }
             }
         }
@@ -132,17 +131,20 @@ fn kv_value_pair(loc: vec4<u32>, w: u32) -> vec2<f32> {
         if (loc.y == KV_TQ4) {
             let word = cache[loc.x + g * 8u + r / 8u];
             let sh = 4u * (r % 8u);
-            return s * vec2<f32>(tq_levels4[(word >> sh) & 15u], tq_levels4[(word >> (sh + 4u)) & 15u]);
+            return s * vec2<f32>(
+                tq_levels4[(word >> sh) & 15u],
+                tq_levels4[(word >> (sh + 4u)) & 15u],
+            );
         }
         let pb = loc.x + g * 6u + 3u * (r / 32u);
         let b = r % 32u;
         let p0 = cache[pb];
         let p1 = cache[pb + 1u];
         let p2 = cache[pb + 2u];
-        let c0 = ((p0 >> b) & 1u) | (((p1 >> b) & 1u) << 1u) | (((p2 >> b) & 1u) << 2u);
-        let b1 = b + 1u;
-        let c1 = ((p0 >> b1) & 1u) | (((p1 >> b1) & 1u) << 1u) | (((p2 >> b1) & 1u) << 2u);
-        return s * vec2<f32>(tq_levels3[c0], tq_levels3[c1]);
+        return s * vec2<f32>(
+            tq_levels3[tq3_code(p0, p1, p2, b)],
+            tq_levels3[tq3_code(p0, p1, p2, b + 1u)],
+        );
     }
     let b = i / 32u;
     let r = i % 32u;

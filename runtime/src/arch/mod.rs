@@ -59,6 +59,15 @@ fn attention_softcap(arch: Architecture) -> f32 {
     }
 }
 
+/// The shape of a model's KV heads (every layer's is the same).
+pub(crate) fn head_shape(cfg: &ModelConfig) -> HeadShape {
+    HeadShape {
+        n_kv_heads: cfg.n_kv_heads as u32,
+        head_dim: cfg.head_dim as u32,
+        head_dim_v: cfg.head_dim_v as u32,
+    }
+}
+
 /// The KV layout of every layer under a cache configuration: `kv` on the layers that see the
 /// whole cache, the model's own window (and no sinks) on its sliding layers.
 pub(crate) fn layer_layouts(
@@ -66,11 +75,7 @@ pub(crate) fn layer_layouts(
     kv: &KvConfig,
     batch: u32,
 ) -> Result<Vec<LayerLayout>> {
-    let shape = HeadShape {
-        n_kv_heads: cfg.n_kv_heads as u32,
-        head_dim: cfg.head_dim as u32,
-        head_dim_v: cfg.head_dim_v as u32,
-    };
+    let shape = head_shape(cfg);
     layer_specs(cfg)
         .iter()
         .map(|l| LayerLayout::new(kv, shape, l.sliding_window, batch))

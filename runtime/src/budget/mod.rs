@@ -339,12 +339,9 @@ const UNIFORMS_FIXED: u64 = 16 << 10;
 
 fn plan_window(model: &Model, options: &EngineOptions, weights: u64, window: u32) -> Result<Plan> {
     let cfg = &model.config;
-    let shape = crate::kv::HeadShape {
-        n_kv_heads: cfg.n_kv_heads as u32,
-        head_dim: cfg.head_dim as u32,
-        head_dim_v: cfg.head_dim_v as u32,
-    };
-    let kv_config = options.kv_config(window).fitted(shape);
+    let kv_config = options
+        .kv_config(window)
+        .fitted(crate::arch::head_shape(cfg));
     let batch = options.batch as u32;
     let layouts = crate::arch::layer_layouts(cfg, &kv_config, batch)?;
     let kv: u64 = layouts.iter().map(KvLayerCache::device_bytes).sum();
