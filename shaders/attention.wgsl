@@ -5,7 +5,8 @@
 //
 // Token t (position p = step.pos + t) with query head h reads kv head
 // h / (n_heads / n_kv_heads) over its keys: the sinks 0 .. kv_sink_count(p), then its window
-// kv_window_lo(p) ..= p (kv_key_pos maps key index i to a position). score = (q . k) * scale,
+// kv_window_lo(p) ..= p, or under the importance policy the ring slots it sees (kv_key maps
+// key index i to a position and slot, and masks the slots not seen). score = (q . k) * scale,
 // optionally soft-capped (softcap * tanh(score / softcap)); softmax in f32.
 //
 // All entry points run 64 threads and walk their keys in tiles of 64 with an online softmax
@@ -31,6 +32,8 @@ var<workgroup> q_sh: array<f32, MAX_HEAD_DIM>;
 var<workgroup> qs_sh: array<f32, MAX_HEAD_DIM>;
 var<workgroup> s_sh: array<f32, WG>;
 var<workgroup> p_sh: array<f32, WG>;
+// Each tile key's (position, ring slot); position KV_NONE: not seen.
+var<workgroup> key_sh: array<vec2<u32>, WG>;
 
 fn q_at(i: u32, sink: bool) -> f32 {
     if (sink) {
@@ -74,12 +77,16 @@ fn attend(st_in: State, kvh: u32, p: u32, i0: u32, i1: u32, tid: u32) -> State {
     for (var t0 = i0; t0 < i1; t0 += WG) {
         let n_in = min(WG, i1 - t0);
         var s = NEG_BIG;
+        var key = vec2<u32>(KV_NONE, 0u);
         if (tid < n_in) {
-            let j = kv_key_pos(t0 + tid, p, lay);
-            let loc = kv_locate(lay.k, j, kvh, step.n_kv, lay);
-            s = score(kv_key_dot(loc, params.head_dim, j < lay.sinks));
+            key = kv_key(t0 + tid, p, lay);
+        }
+        if (key.x != KV_NONE) {
+            let loc = kv_locate(lay.k, key.x, key.y, kvh, step.n_kv, lay);
+            s = score(kv_key_dot(loc, params.head_dim, key.x < lay.sinks));
         }
         s_sh[tid] = s;
+        key_sh[tid] = key;
         workgroupBarrier();
 
         var m_tile = NEG_BIG;
@@ -89,7 +96,7 @@ fn attend(st_in: State, kvh: u32, p: u32, i0: u32, i1: u32, tid: u32) -> State {
         let m_new = max(st.m, m_tile);
         let alpha = exp(st.m - m_new);
         var pr = 0.0;
-        if (tid < n_in) {
+        if (key.x != KV_NONE) {
             pr = exp(s - m_new);
         }
         p_sh[tid] = pr;
@@ -101,9 +108,12 @@ fn attend(st_in: State, kvh: u32, p: u32, i0: u32, i1: u32, tid: u32) -> State {
         }
         for (var i = 0u; i < n_in; i++) {
             let pi = p_sh[i];
+            let ki = key_sh[i];
+            if (ki.x == KV_NONE) {
+                continue;
+            }
             l_tile += pi;
-            let j = kv_key_pos(t0 + i, p, lay);
-            let loc = kv_locate(lay.v, j, kvh, step.n_kv, lay);
+            let loc = kv_locate(lay.v, ki.x, ki.y, kvh, step.n_kv, lay);
             for (var r = 0u; r < MAX_PAIRS; r++) {
                 let w = tid + r * WG;
                 if (w < v_row) {
@@ -113,7 +123,7 @@ fn attend(st_in: State, kvh: u32, p: u32, i0: u32, i1: u32, tid: u32) -> State {
         }
         st.l = st.l * alpha + l_tile;
         st.m = m_new;
-        // s_sh and p_sh are rewritten by the next tile.
+        // s_sh, p_sh and key_sh are rewritten by the next tile.
         workgroupBarrier();
     }
     return st;

@@ -67,15 +67,19 @@ fn attn_prefill_rowwise(
     var m = NEG_BIG;
     var l = 0.0;
     for (var k = i0; k < i1; k++) {
-        let j = kv_key_pos(k, p, lay);
-        let kloc = kv_locate(lay.k, j, kvh, step.n_kv, lay);
+        let key = kv_key(k, p, lay);
+        if (key.x == KV_NONE) {
+            continue;
+        }
+        let j = key.x;
+        let kloc = kv_locate(lay.k, j, key.y, kvh, step.n_kv, lay);
         let s = score(kv_key_dot(kloc, params.head_dim, j < lay.sinks));
         let m_new = max(m, s);
         let alpha = exp(m - m_new);
         let pj = exp(s - m_new);
         l = l * alpha + pj;
         m = m_new;
-        let vloc = kv_locate(lay.v, j, kvh, step.n_kv, lay);
+        let vloc = kv_locate(lay.v, j, key.y, kvh, step.n_kv, lay);
         for (var w = 0u; w < v_row; w++) {
             acc[w] = acc[w] * alpha + pj * kv_value_pair(vloc, w);
         }

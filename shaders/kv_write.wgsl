@@ -5,7 +5,8 @@
 // v_src: [n_tokens, n_kv_heads * head_dim_v] f32. Token t is position j = step.pos + t;
 // after the write the cache holds step.n_kv positions.
 //   j < sinks: the block goes to the sink region in f16;
-//   otherwise to the ring slot in the side's type, and also to the recent region in f16
+//   otherwise to its ring slot (kv_write_slot: by position, or as the importance policy
+//   planned) in the side's type, and also to the recent region in f16
 //   when j + recent >= n_kv.
 // A centered side quantizes ring values minus its mean (kv/layout.wgsl), which `kv_mean`
 // sets first when a session starts (step.pos == 0): the mean over the batch's tokens after the
@@ -266,7 +267,11 @@ fn kv_write(
         write_f16(s.sink_off + (j * lay.n_kv_heads + head) * f16_head + blk * 16u);
         return;
     }
-    let slot = (j - lay.sinks) % lay.ring_slots;
+    let slot = kv_write_slot(j, t, lay);
+    if (lay.table_off != KV_NONE && is_k && head == 0u && blk == 0u) {
+        // The importance policy's score of a slot starts again with its new position.
+        cache[lay.score_off + slot] = 0u;
+    }
     if (j + s.recent >= step.n_kv) {
         let r = j % s.recent;
         write_f16(s.recent_off + (r * lay.n_kv_heads + head) * f16_head + blk * 16u);

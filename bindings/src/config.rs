@@ -2,7 +2,7 @@
 
 use voyager_runtime::engine::sampling::{SamplingParams, DEFAULT_SEED};
 use voyager_runtime::engine::{EngineOptions, GenerateOptions};
-use voyager_runtime::kv::KvType;
+use voyager_runtime::kv::{KvPolicy, KvType};
 
 use crate::error::{invalid, VoyagerError};
 
@@ -13,7 +13,7 @@ pub struct EngineConfig {
     /// tokenizer). On a phone, what the OS says the app may still use.
     #[uniffi(default = None)]
     pub mem_budget_bytes: Option<u64>,
-    /// `f16`, `q8` or `q4` (default `q4`).
+    /// `f16`, `q8`, `q4`, `tq4` or `tq3` (default `tq4` for keys, `tq3` for values).
     #[uniffi(default = None)]
     pub cache_type_k: Option<String>,
     #[uniffi(default = None)]
@@ -24,6 +24,10 @@ pub struct EngineConfig {
     /// First tokens kept forever (default 4).
     #[uniffi(default = None)]
     pub sinks: Option<u32>,
+    /// Which older tokens a full cache keeps: `window` (the newest; default) or `importance`
+    /// (the newest half of the window and the older tokens attention used most).
+    #[uniffi(default = None)]
+    pub kv_policy: Option<String>,
     /// Chats and completions open at once, each with its own cache (default 1).
     #[uniffi(default = None)]
     pub max_sessions: Option<u32>,
@@ -57,6 +61,10 @@ impl EngineConfig {
             cache_type_v: kv(&self.cache_type_v, d.cache_type_v)?,
             window: self.window,
             sinks: self.sinks.unwrap_or(d.sinks),
+            kv_policy: match &self.kv_policy {
+                None => d.kv_policy,
+                Some(s) => KvPolicy::parse(s)?,
+            },
             max_sessions,
             driver_memory: self.driver_memory_bytes.or(d.driver_memory),
             ..d
@@ -225,6 +233,8 @@ pub struct MemoryPlan {
     pub sessions: u32,
     pub cache_type_k: String,
     pub cache_type_v: String,
+    /// `window` or `importance`.
+    pub kv_policy: String,
     /// What one more token of window costs in the cache (all layers, K and V).
     pub kv_bytes_per_token: u64,
     /// Of the cache, what stays in f16 whatever the types (sinks and the newest tokens).
@@ -247,6 +257,7 @@ impl From<&voyager_runtime::budget::Plan> for MemoryPlan {
             sessions: p.sessions as u32,
             cache_type_k: p.kv_config.k_type.name().to_owned(),
             cache_type_v: p.kv_config.v_type.name().to_owned(),
+            kv_policy: p.kv_config.policy.name().to_owned(),
             kv_bytes_per_token: p.kv_ring_bytes_per_token,
             kv_f16_bytes_per_session: p.kv_f16_bytes,
         }

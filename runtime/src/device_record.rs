@@ -27,10 +27,19 @@ pub(crate) struct DeviceRecord {
     pub driver_bytes: BTreeMap<String, u64>,
 }
 
-/// The key of a set of weight types: their names, sorted, joined by commas.
-pub fn pipelines_key(types: impl IntoIterator<Item = crate::gguf::GgmlType>) -> String {
+/// The key of a set of pipelines: the weight types' names, sorted, joined by commas, and
+/// `+importance` when the importance policy's scoring pipelines are built too (so a load
+/// under one policy never inflates the figure the other is planned with).
+pub fn pipelines_key(
+    types: impl IntoIterator<Item = crate::gguf::GgmlType>,
+    policy: crate::kv::KvPolicy,
+) -> String {
     let set: BTreeSet<&str> = types.into_iter().map(|t| t.name()).collect();
-    set.into_iter().collect::<Vec<_>>().join(",")
+    let key = set.into_iter().collect::<Vec<_>>().join(",");
+    match policy {
+        crate::kv::KvPolicy::Window => key,
+        crate::kv::KvPolicy::Importance => format!("{key}+importance"),
+    }
 }
 
 /// The adapter's driver in words.

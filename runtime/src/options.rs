@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::kv::{KvConfig, KvType};
+use crate::kv::{KvConfig, KvPolicy, KvType};
 
 /// When the engine checks the device's kernels against their CPU twins before trusting them
 /// ([`crate::selfcheck`]).
@@ -38,6 +38,9 @@ pub struct EngineOptions {
     pub rotate: bool,
     /// Quantize keys minus their per-channel mean.
     pub center_keys: bool,
+    /// Which positions a full cache keeps: the newest (the sliding window), or the most
+    /// attended beside the newest half (importance).
+    pub kv_policy: KvPolicy,
     /// Bytes of device memory the engine may use in all (weights, cache, scratch, staging);
     /// `None`: no limit.
     pub mem_budget: Option<u64>,
@@ -81,6 +84,7 @@ impl EngineOptions {
             recent: self.recent_f16,
             rotate: self.rotate,
             center_keys: self.center_keys,
+            policy: self.kv_policy,
         }
     }
 }
@@ -96,6 +100,7 @@ impl Default for EngineOptions {
             recent_f16: kv.recent,
             rotate: kv.rotate,
             center_keys: kv.center_keys,
+            kv_policy: kv.policy,
             mem_budget: None,
             batch: 32,
             scoring: false,

@@ -8,7 +8,7 @@ mod common;
 
 use voyager_runtime::budget::{format_size, parse_size, plan};
 use voyager_runtime::engine::{Engine, EngineOptions};
-use voyager_runtime::kv::KvType;
+use voyager_runtime::kv::{KvPolicy, KvType};
 use voyager_runtime::model::Model;
 use voyager_runtime::Error;
 
@@ -128,6 +128,39 @@ fn narrower_cache_types_buy_a_longer_window_in_the_same_budget() {
     assert!(
         f64::from(wt) > 0.95 * ideal && f64::from(wt) <= ideal + 1.0,
         "{wt} vs {ideal}"
+    );
+}
+
+/// The importance policy's slot table (12 bytes a ring slot and layer on the device: position,
+/// last query, score; the score staging and the host's copy besides) comes out of the same
+/// budget: a shorter window, never a plan over it.
+#[test]
+fn the_importance_policy_pays_for_its_table_in_the_same_budget() {
+    let model = Model::open(&common::model_path(MODEL)).unwrap();
+    let budget = 255u64 << 20;
+    let planned = |policy| {
+        let p = plan(
+            &model,
+            &EngineOptions {
+                kv_policy: policy,
+                ..with_budget(budget)
+            },
+        )
+        .unwrap();
+        assert!(p.total() <= budget, "{}", p.breakdown());
+        p
+    };
+    let window = planned(KvPolicy::Window);
+    let importance = planned(KvPolicy::Importance);
+    assert_eq!(importance.kv_config.policy, KvPolicy::Importance);
+    let (ww, wi) = (window.kv_config.window, importance.kv_config.window);
+    eprintln!("{budget}: window {ww} under the window policy, {wi} under importance");
+    // 5280 ring bytes a token against 5280 + 30 layers x (12 table + 4 score staging + 13 on
+    // the host): the window shrinks by about 14%.
+    let ideal = f64::from(ww) * 5280.0 / (5280.0 + 30.0 * 29.0);
+    assert!(
+        wi < ww && (f64::from(wi) / ideal - 1.0).abs() < 0.03,
+        "{wi} vs {ideal}"
     );
 }
 

@@ -1,6 +1,6 @@
 //! The memory file: a session saved at its stored precision resumes exactly (the next greedy
 //! tokens and their log-probabilities equal the saving session's, bit for bit), for f16, q4 and
-//! tq4/tq3 caches, before and after the ring wrapped; a chat resumes with its messages; and every
+//! tq4/tq3 caches and the importance policy, before and after the ring wrapped; a chat resumes with its messages; and every
 //! broken file (another model, another cache, truncated, flipped bits, a future version, not a
 //! session file at all) is refused in one line without touching anything.
 
@@ -14,7 +14,7 @@ use voyager_runtime::engine::session_file::check_bytes;
 use voyager_runtime::engine::{Chat, Engine, EngineOptions, GenerateOptions, Prompt};
 use voyager_runtime::gguf::synthetic::SyntheticLlama;
 use voyager_runtime::gguf::writer::Value;
-use voyager_runtime::kv::KvType;
+use voyager_runtime::kv::{KvPolicy, KvType};
 use voyager_runtime::ErrorKind;
 
 const PROMPT: &str = "Alice was beginning to get very tired of sitting by her sister on the \
@@ -22,16 +22,19 @@ const PROMPT: &str = "Alice was beginning to get very tired of sitting by her si
                       book her sister was reading, but it had no pictures or conversations in it";
 
 fn smollm2(cache: KvType, window: u32) -> Arc<Engine> {
-    smollm2_with(cache, cache, window, EngineOptions::default().recent_f16)
+    let recent = EngineOptions::default().recent_f16;
+    smollm2_with(cache, cache, window, recent, KvPolicy::Window)
 }
 
-/// SmolLM2 with K and V stored as `k` and `v` and the newest `recent` tokens also in f16.
-fn smollm2_with(k: KvType, v: KvType, window: u32, recent: u32) -> Arc<Engine> {
+/// SmolLM2 with K and V stored as `k` and `v`, the newest `recent` tokens also in f16, and
+/// `policy` choosing what a full cache keeps.
+fn smollm2_with(k: KvType, v: KvType, window: u32, recent: u32, policy: KvPolicy) -> Arc<Engine> {
     let options = EngineOptions {
         window: Some(window),
         cache_type_k: k,
         cache_type_v: v,
         recent_f16: recent,
+        kv_policy: policy,
         batch: 8,
         ..EngineOptions::default()
     };
@@ -52,19 +55,25 @@ fn greedy(n: usize) -> GenerateOptions {
 /// generate next.
 fn resumes_exactly(engine: &Arc<Engine>, n_prompt: usize, dir: &Path) {
     let ids = engine.model().tokenizer.encode(PROMPT, true).unwrap();
-    assert!(ids.len() >= n_prompt, "{} prompt tokens", ids.len());
+    assert!(ids.len() > n_prompt, "{} prompt tokens", ids.len());
     let mut a = engine.session().unwrap();
     a.feed(&ids[..n_prompt]).unwrap();
     let path = dir.join(format!("s{n_prompt}.vsession"));
     a.save(&path).unwrap();
-    // Both continue from the same state: the last token is evaluated again, then 8 greedy.
+    // Both continue from the same state, then 8 greedy tokens. Under the window policy the
+    // last token is evaluated again (a rollback the ring allows); the importance policy's
+    // evictions cannot be rolled back, so there both take the prompt's next token.
+    let next: &[u32] = match engine.kv_config().policy {
+        KvPolicy::Window => &[],
+        KvPolicy::Importance => &ids[n_prompt..n_prompt + 1],
+    };
     let next_a = a
-        .generate(Prompt::Tokens(&[]), &greedy(8), &mut |_| true)
+        .generate(Prompt::Tokens(next), &greedy(8), &mut |_| true)
         .unwrap();
     let mut b = engine.restore_session(&path).unwrap();
     assert_eq!(b.history(), &ids[..n_prompt]);
     let next_b = b
-        .generate(Prompt::Tokens(&[]), &greedy(8), &mut |_| true)
+        .generate(Prompt::Tokens(next), &greedy(8), &mut |_| true)
         .unwrap();
     assert_eq!(next_a.prefilled, 1);
     assert_eq!(next_b.prefilled, 1, "the restored cache was reused");
@@ -86,13 +95,15 @@ fn resumes_exactly(engine: &Arc<Engine>, n_prompt: usize, dir: &Path) {
 fn sessions_resume_exactly_before_and_after_the_ring_wraps() {
     let dir = tempfile::tempdir().unwrap();
     // A span of 4 sinks + 24: 20 tokens fill part of the ring, 40 wrap it (31 slots); only
-    // the newest 6 have f16 copies, so the quantized ring is read back too.
-    for (k, v) in [
-        (KvType::F16, KvType::F16),
-        (KvType::Q4, KvType::Q4),
-        (KvType::Tq4, KvType::Tq3),
+    // the newest 6 have f16 copies, so the quantized ring is read back too. Under the
+    // importance policy 40 tokens have evicted by score, so the slot table must come back.
+    for (k, v, policy) in [
+        (KvType::F16, KvType::F16, KvPolicy::Window),
+        (KvType::Q4, KvType::Q4, KvPolicy::Window),
+        (KvType::Tq4, KvType::Tq3, KvPolicy::Window),
+        (KvType::Tq4, KvType::Tq3, KvPolicy::Importance),
     ] {
-        let engine = smollm2_with(k, v, 24, 6);
+        let engine = smollm2_with(k, v, 24, 6, policy);
         for n in [20, 40] {
             resumes_exactly(&engine, n, dir.path());
         }
@@ -243,6 +254,19 @@ fn broken_or_foreign_files_are_refused_in_one_line() {
     // Another cache configuration of the same model.
     let narrower = tiny_engine(&model, 10);
     refused(&narrower, &good_path, "saved with a cache of");
+    // The same cache under the other policy: its ring slots mean other positions.
+    let importance = Engine::load(
+        &model,
+        &EngineOptions {
+            window: Some(12),
+            batch: 4,
+            kv_policy: KvPolicy::Importance,
+            ..EngineOptions::default()
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    refused(&importance, &good_path, "importance policy");
     // A missing file is an I/O error.
     let e = engine
         .restore_session(&dir.path().join("missing.vsession"))

@@ -1,14 +1,15 @@
 //! Long-context retrieval, honestly: a five-digit pass key stated at the start of ~390 tokens
-//! of filler, asked for at the end, on SmolLM2-135M at three memory budgets. With a budget
-//! whose window holds the whole prompt the model must answer it; with smaller budgets the key
-//! slides out of the cache and the answer is reported, not asserted (information can still
-//! reach the end through the keys of tokens that saw it, layer by layer, so losing it is not
-//! certain). docs/KV_CACHE.md has the wider table.
+//! of filler, asked for at the end, on SmolLM2-135M at three memory budgets (the two smaller
+//! ones under both cache policies). With a budget whose window holds the whole prompt the
+//! model must answer it; with smaller budgets the key slides out of the cache and the answer is
+//! reported, not asserted (information can still reach the end through the keys of tokens that
+//! saw it, layer by layer, so losing it is not certain). docs/KV_CACHE.md has the wider table.
 
 use voyager_e2e::model_path;
 use voyager_runtime::budget::{format_size, plan};
 use voyager_runtime::engine::sampling::SamplingParams;
 use voyager_runtime::engine::{Engine, EngineOptions, GenerateOptions, Prompt};
+use voyager_runtime::kv::KvPolicy;
 use voyager_runtime::model::Model;
 
 const KEY: &str = "68351";
@@ -52,21 +53,43 @@ fn passkey_at_three_budgets() {
         max_tokens: 6,
         ..GenerateOptions::default()
     };
-    // Windows of 508 (the prompt fits), 252 and 124 tokens, given as budgets.
-    for (window, must_find) in [(508u32, true), (252, false), (124, false)] {
+    // Windows of 508 (the prompt fits), 252 and 124 tokens, given as budgets; at the two
+    // smaller budgets the importance policy too, in the same bytes (its slot table leaves it
+    // a smaller window).
+    let mut windows_at = std::collections::HashMap::new();
+    for (window, policy, must_find) in [
+        (508u32, KvPolicy::Window, true),
+        (252, KvPolicy::Window, false),
+        (252, KvPolicy::Importance, false),
+        (124, KvPolicy::Window, false),
+        (124, KvPolicy::Importance, false),
+    ] {
         let budget = budget_for(&model, window);
         let options = EngineOptions {
             mem_budget: Some(budget),
             driver_memory: Some(DRIVER),
+            kv_policy: policy,
             ..EngineOptions::default()
         };
         let engine = Engine::load(&path, &options, &mut |_| {}).unwrap();
         let chosen = engine.kv_config().window;
-        assert!(
-            chosen >= window,
-            "{} gave a window of {chosen}",
-            format_size(budget)
-        );
+        match policy {
+            KvPolicy::Window => {
+                assert!(
+                    chosen >= window,
+                    "{} gave a window of {chosen}",
+                    format_size(budget)
+                );
+                windows_at.insert(window, chosen);
+            }
+            KvPolicy::Importance => {
+                assert!(
+                    chosen < windows_at[&window],
+                    "the slot table took no memory"
+                );
+                assert!(engine.memory_plan().total() <= budget);
+            }
+        }
         let mut session = engine.session().unwrap();
         // A prompt longer than the span streams through the window: the model sees the
         // sinks and the newest tokens when it answers, and the session says how many fell out.
@@ -78,7 +101,8 @@ fn passkey_at_three_budgets() {
         assert_eq!(g.prefilled, n_prompt);
         let found = g.text.contains(KEY);
         eprintln!(
-            "budget {} -> window {chosen} (+4 sinks): key {} tokens back, answer {:?} -> {}",
+            "budget {} -> {policy} window {chosen} (+4 sinks): key {} tokens back, answer {:?} \
+             -> {}",
             format_size(budget),
             n_prompt - 25,
             g.text,

@@ -10,7 +10,7 @@ use voyager_runtime::budget::Plan;
 use voyager_runtime::engine::sampling::SamplingParams;
 use voyager_runtime::engine::ContextUsage;
 use voyager_runtime::engine::{CancelToken, GenerateOptions, StopReason};
-use voyager_runtime::kv::KvType;
+use voyager_runtime::kv::{KvPolicy, KvType};
 use voyager_runtime::tokenizer::ChatMessage;
 use voyager_runtime::{Engine, EngineOptions};
 
@@ -94,7 +94,7 @@ pub struct ChatApp {
     pub(crate) model: ModelState,
     pub(crate) show_models: bool,
     pub(crate) model_path_input: String,
-    /// Plans by model path, budget and cache type (the picker shows one per model each frame).
+    /// Plans by model path, budget, cache type and policy (the picker shows one per model each frame).
     plans: HashMap<String, Result<Plan, String>>,
     pub(crate) download: Option<Download>,
     pub(crate) generating: Option<Generating>,
@@ -308,10 +308,12 @@ impl ChatApp {
     /// Engine options under the budget and cache type chosen.
     pub(crate) fn engine_options(&self) -> Result<EngineOptions, String> {
         let (k, v) = KvType::parse_pair(&self.settings.cache_type).map_err(|e| e.to_string())?;
+        let policy = KvPolicy::parse(&self.settings.kv_policy).map_err(|e| e.to_string())?;
         Ok(EngineOptions {
             mem_budget: Some(self.settings.budget_mib << 20),
             cache_type_k: k,
             cache_type_v: v,
+            kv_policy: policy,
             max_sessions: 1,
             ..self.base_options.clone()
         })
@@ -321,10 +323,11 @@ impl ChatApp {
     /// one of them changes (it reads the file's header, not its weights).
     pub(crate) fn plan_for(&mut self, path: &Path) -> &Result<Plan, String> {
         let key = format!(
-            "{}|{}|{}",
+            "{}|{}|{}|{}",
             path.display(),
             self.settings.budget_mib,
-            self.settings.cache_type
+            self.settings.cache_type,
+            self.settings.kv_policy
         );
         if !self.plans.contains_key(&key) {
             if self.plans.len() >= 64 {
@@ -369,6 +372,11 @@ impl ChatApp {
     }
 
     // ---------------------------------------------------------------- answers
+
+    /// The loaded model's cache configuration (for tests and diagnostics).
+    pub fn loaded_kv_config(&self) -> Option<voyager_runtime::kv::KvConfig> {
+        self.engine().map(|e| *e.kv_config())
+    }
 
     /// Whether a model is loaded and ready to answer.
     pub fn model_ready(&self) -> bool {

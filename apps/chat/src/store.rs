@@ -152,6 +152,8 @@ pub struct AppSettings {
     pub budget_mib: u64,
     /// The KV cache's types: one for K and V (`q4`) or a pair (`tq4/tq3`).
     pub cache_type: String,
+    /// Which older tokens a full cache keeps: `window` or `importance`.
+    pub kv_policy: String,
     /// The model file last loaded, opened again at start.
     pub model_path: Option<PathBuf>,
     /// The conversation shown last.
@@ -168,6 +170,10 @@ impl Default for AppSettings {
                 let o = voyager_runtime::engine::EngineOptions::default();
                 voyager_runtime::kv::KvType::pair_name(o.cache_type_k, o.cache_type_v)
             },
+            kv_policy: voyager_runtime::engine::EngineOptions::default()
+                .kv_policy
+                .name()
+                .to_owned(),
             model_path: None,
             current: None,
             defaults: Settings::default(),

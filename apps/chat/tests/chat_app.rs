@@ -125,12 +125,27 @@ fn a_user_chats_stops_edits_and_finds_everything_after_reopening() {
     h.run_steps(2);
     assert!(shown(&h, "not a GGUF file"));
 
+    // Keep the most attended tokens rather than only the newest: the chat below runs under
+    // the importance policy, and the Context panel says so.
+    h.get_by_label("Keeps").click();
+    h.run_steps(2);
+    h.get_by_label("importance").click();
+    h.run_steps(2);
+
     // Load from the catalog.
     h.get_by_label("Load smollm2-135m").click();
     h.run_steps(2);
 
     wait(&mut h, "the model", LIMIT, |h| h.state().model_ready());
     assert!(shown(&h, "llama"));
+    assert_eq!(
+        h.state().loaded_kv_config().map(|k| k.policy),
+        Some(voyager_runtime::kv::KvPolicy::Importance)
+    );
+    assert!(
+        shown(&h, "attended to most"),
+        "the Context panel names no policy"
+    );
 
     // Send with Enter; Shift+Enter adds a line first.
     h.get_by_label("Message").focus();

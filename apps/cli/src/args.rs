@@ -4,7 +4,7 @@ use anyhow::{bail, Result};
 use voyager_runtime::budget::parse_size;
 use voyager_runtime::engine::sampling::SamplingParams;
 use voyager_runtime::engine::{EngineOptions, SelfCheck};
-use voyager_runtime::kv::KvType;
+use voyager_runtime::kv::{KvPolicy, KvType};
 
 /// Which model to load and how: context, KV cache and memory budget.
 #[derive(clap::Args, Debug, Default)]
@@ -35,6 +35,10 @@ pub struct ModelArgs {
     /// First tokens kept in the cache forever (attention sinks) [default: 4].
     #[arg(long, value_name = "S")]
     pub sinks: Option<u32>,
+    /// Which older tokens a full cache keeps: `window` (the newest W) or `importance` (the
+    /// newest W/2 and the W/2 older ones attention used most) [default: window].
+    #[arg(long = "kv-policy", value_name = "POLICY", value_parser = parse_kv_policy)]
+    pub kv_policy: Option<KvPolicy>,
     /// Newest tokens also kept in f16 beside a quantized cache.
     #[arg(long = "kv-recent", value_name = "N", hide = true)]
     pub kv_recent: Option<u32>,
@@ -64,6 +68,11 @@ fn parse_kv_type(s: &str) -> Result<KvType, String> {
     KvType::parse(s).map_err(message)
 }
 
+/// `--kv-policy`: a cache policy.
+fn parse_kv_policy(s: &str) -> Result<KvPolicy, String> {
+    KvPolicy::parse(s).map_err(message)
+}
+
 /// A runtime error's message without the kind's prefix, for clap's "invalid value" line.
 fn message(e: voyager_runtime::Error) -> String {
     e.detail()
@@ -78,6 +87,7 @@ impl ModelArgs {
             || self.cache_type_k.is_some()
             || self.cache_type_v.is_some()
             || self.sinks.is_some()
+            || self.kv_policy.is_some()
             || self.kv_recent.is_some()
             || self.no_kv_rotate
             || self.sessions != 1
@@ -110,6 +120,7 @@ impl ModelArgs {
             recent_f16: self.kv_recent.unwrap_or(defaults.recent_f16),
             rotate: defaults.rotate && !self.no_kv_rotate,
             center_keys: defaults.center_keys && !self.no_kv_center,
+            kv_policy: self.kv_policy.unwrap_or(defaults.kv_policy),
             mem_budget: self.mem_budget,
             batch: self.batch_size,
             max_sessions: self.sessions as usize,
@@ -239,9 +250,11 @@ mod tests {
             kv_recent: Some(0),
             no_kv_rotate: true,
             no_kv_center: false,
+            kv_policy: Some(KvPolicy::Importance),
             ..args(None, None, None)
         };
         let o = a.engine_options().unwrap();
+        assert_eq!(o.kv_policy, KvPolicy::Importance);
         assert_eq!((o.cache_type_k, o.cache_type_v), (KvType::Q8, KvType::F16));
         assert_eq!(o.mem_budget, Some(300 << 20));
         assert_eq!((o.recent_f16, o.rotate), (0, false));

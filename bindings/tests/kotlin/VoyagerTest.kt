@@ -172,6 +172,10 @@ fun main() {
             val plan = plan(MODEL, EngineConfig(memBudgetBytes = 400uL shl 20))
             check(plan.totalBytes <= (400uL shl 20)) { "$plan" }
             expect<VoyagerException.Budget> { plan(MODEL, EngineConfig(memBudgetBytes = 10uL shl 20)) }
+            // The importance policy's slot table costs memory: the same budget, a smaller window.
+            val kept = plan(MODEL, EngineConfig(memBudgetBytes = 400uL shl 20, kvPolicy = "importance"))
+            check(kept.kvPolicy == "importance" && kept.window < plan.window) { "$kept" }
+            expect<VoyagerException.InvalidArgument> { plan(MODEL, EngineConfig(kvPolicy = "lru")) }
             check(engine.modelInfo().architecture == "llama") { "${engine.modelInfo()}" }
             check(engine.memoryInUse().deviceBytes > 0uL) { "${engine.memoryInUse()}" }
         },

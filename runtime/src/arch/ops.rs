@@ -286,6 +286,9 @@ impl<'a> Builder<'a> {
         }
         ops.push(self.kv_write(k_buf, v_buf, cache)?);
         ops.push(self.attention(q, q_sink, cache, out, partials, scale)?);
+        if cache.layout.table.is_some() {
+            ops.push(self.kv_score(q, q_sink, cache, partials, scale)?);
+        }
         if rotate {
             ops.push(self.hadamard(out, cfg.head_dim_v, cfg.n_heads)?);
         }
@@ -332,6 +335,32 @@ impl<'a> Builder<'a> {
         )?;
         Ok(Op::new("attention", move |k, pass, s| {
             k.attention.encode(pass, &b, s.n_tokens, s.n_kv)
+        }))
+    }
+
+    /// Adds the attention each ring slot received to its score (importance policy), with
+    /// `stats` (the attention partials, free once attention is done) as scratch.
+    fn kv_score(
+        &self,
+        q: &GpuBuffer,
+        q_sink: &GpuBuffer,
+        cache: &KvLayerCache,
+        stats: &GpuBuffer,
+        scale: f32,
+    ) -> Result<Op> {
+        let params = super::attention_params(self.config(), scale);
+        let b = self.kernels().kv_score(self.gpu())?.bind(
+            self.gpu(),
+            self.step,
+            q,
+            q_sink,
+            cache,
+            stats,
+            &params,
+            self.max_tokens,
+        )?;
+        Ok(Op::new("kv_score", move |k, pass, s| {
+            k.kv_score_built()?.encode(pass, &b, s.n_tokens)
         }))
     }
 

@@ -166,7 +166,7 @@ pub fn plan(model: &Model, options: &EngineOptions) -> Result<Plan> {
     let (driver, source) = match options.driver_memory {
         Some(bytes) => (bytes, DriverMemory::Given),
         None => {
-            let pipelines = crate::device_record::pipelines_key(model.weight_types());
+            let pipelines = crate::device_record::pipelines_key(model.weight_types(), options.kv_policy);
             match crate::device_record::records_dir(options.cache_dir.as_deref())
                 .and_then(|d| crate::device_record::remembered_driver_bytes(&d, &pipelines))
             {
@@ -347,7 +347,18 @@ fn plan_window(model: &Model, options: &EngineOptions, weights: u64, window: u32
     let kv: u64 = layouts.iter().map(KvLayerCache::device_bytes).sum();
     // The row-per-thread partials are the larger: plan for them whatever the device.
     let partials = partials_bytes(cfg, Strategy::RowPerThread, &layouts, batch);
+    // The importance policy reads its slot scores back each step through a staging buffer,
+    // keeps each layer's table on the host (position, drop, score and a changed flag: 13 bytes
+    // a slot), and uploads what a step changed (at most three slots' two words per token, and
+    // the batch's slots, in the uploads' own vectors and wgpu's staging).
+    let score_staging = crate::engine::graph::score_staging_bytes(&layouts);
+    let slot_tables: u64 = layouts
+        .iter()
+        .filter_map(|l| l.table)
+        .map(|t| 13 * u64::from(t.ring_slots) + 2 * 4 * 7 * u64::from(t.max_batch))
+        .sum();
     let scratch = scratch_bytes(cfg, batch, options.scoring)
+        + score_staging
         + partials
         + UNIFORMS_FIXED
         + UNIFORMS_PER_LAYER * cfg.n_layers as u64;
@@ -356,7 +367,8 @@ fn plan_window(model: &Model, options: &EngineOptions, weights: u64, window: u32
     // A step's logits (read back once, into their own vector), the previous step's still held
     // while the next is read, and the sampler's candidates (id, logit, p: 12 bytes each); when
     // scoring, a whole batch's rows as well.
-    let readback = vocab * (4 + 4 + 12)
+    let readback = slot_tables
+        + vocab * (4 + 4 + 12)
         + if options.scoring {
             u64::from(batch) * vocab * 4
         } else {

@@ -9,6 +9,7 @@ use crate::gpu::kernels::kv_cache::KvLayerCache;
 use crate::gpu::kernels::step::{write_step, Step};
 use crate::gpu::kernels::Kernels;
 use crate::gpu::GpuBuffer;
+use crate::kv::evict::{self, Slots};
 use crate::kv::LayerLayout;
 
 /// The head that turns every row of the batch into logits (perplexity), built on first use.
@@ -28,6 +29,22 @@ pub(crate) struct Graph {
     /// Final norm and logits of the last row, through `step_one`.
     head_last: Vec<Op>,
     head_all: Option<HeadAll>,
+    /// The importance policy's slot tables, one per layer (`None` for a layer without one).
+    slots: Vec<Option<Slots>>,
+    /// Whether `slots` mirrors the caches (false after a restore wrote them).
+    slots_current: bool,
+    /// Where a step's slot scores are read back (importance policy only).
+    score_staging: Option<GpuBuffer>,
+}
+
+/// Bytes of the staging buffer a session reads its slot scores back through (0 under the
+/// window policy).
+pub(crate) fn score_staging_bytes(layouts: &[LayerLayout]) -> u64 {
+    layouts
+        .iter()
+        .filter_map(|l| l.table)
+        .map(|t| 4 * u64::from(t.ring_slots))
+        .sum()
 }
 
 /// Which logits a step reads back.
@@ -54,13 +71,119 @@ impl Graph {
         let s = &scratch;
         let head_last =
             crate::arch::build_head(&m, &s.step_one, 1, &s.x_last, &s.h_last, &s.logits_last)?;
+        let slots = kv
+            .iter()
+            .map(|c| c.layout.table.map(|t| Slots::new(t.ring_slots)))
+            .collect();
+        let staging_bytes = score_staging_bytes(&kv.iter().map(|c| c.layout).collect::<Vec<_>>());
+        let score_staging = match staging_bytes {
+            0 => None,
+            bytes => Some(engine.gpu.create_buffer(
+                "slot scores staging",
+                bytes,
+                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            )?),
+        };
         Ok(Self {
             scratch,
             kv,
             body,
             head_last,
             head_all: None,
+            slots,
+            slots_current: true,
+            score_staging,
         })
+    }
+
+    /// The caches were written from outside (a restored session): read the slot tables back
+    /// before the next step.
+    pub fn caches_replaced(&mut self) {
+        self.slots_current = false;
+    }
+
+    /// Plans the importance layers' slot tables for a step of `n` tokens at `pos` and uploads
+    /// them (with each token's ring slot).
+    fn plan_slots(&mut self, engine: &Engine, pos: u32, n: u32) -> Result<()> {
+        if self.score_staging.is_none() {
+            return Ok(());
+        }
+        if !self.slots_current {
+            for (cache, slots) in self.kv.iter().zip(&mut self.slots) {
+                if let Some(t) = cache.layout.table {
+                    let bytes = engine.gpu.read_bytes(
+                        &cache.buffer,
+                        4 * u64::from(t.offset),
+                        4 * t.words(),
+                    )?;
+                    *slots = Some(Slots::from_words(
+                        &t,
+                        &bytemuck::pod_collect_to_vec(&bytes),
+                    )?);
+                }
+            }
+            self.slots_current = true;
+        }
+        let horizon = match engine.model.config.context_length {
+            0 => evict::NEVER,
+            c => u32::try_from(c).unwrap_or(evict::NEVER),
+        };
+        for (cache, slots) in self.kv.iter().zip(&mut self.slots) {
+            let (Some(t), Some(slots)) = (cache.layout.table, slots.as_mut()) else {
+                continue;
+            };
+            let p = &cache.layout.policy;
+            let bounds = evict::Bounds {
+                sinks: p.sinks,
+                window: p.window,
+                protect: evict::protected(p.window),
+                horizon,
+            };
+            let wmap = slots.plan(evict::Step { p0: pos, n }, bounds)?;
+            for (at, words) in slots.uploads(&t, &wmap) {
+                engine.gpu.queue().write_buffer(
+                    &cache.buffer,
+                    4 * u64::from(at),
+                    bytemuck::cast_slice(&words),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Records copies of every importance layer's scores into the staging buffer.
+    fn copy_scores(&self, encoder: &mut wgpu::CommandEncoder) {
+        let Some(staging) = &self.score_staging else {
+            return;
+        };
+        let mut at = 0;
+        for cache in &self.kv {
+            if let Some(t) = cache.layout.table {
+                let bytes = 4 * u64::from(t.ring_slots);
+                encoder.copy_buffer_to_buffer(
+                    &cache.buffer,
+                    4 * u64::from(t.score_off()),
+                    staging,
+                    at,
+                    bytes,
+                );
+                at += bytes;
+            }
+        }
+    }
+
+    /// Takes the scores [`Graph::copy_scores`] staged into the slot tables.
+    fn read_scores(&mut self, engine: &Engine) -> Result<()> {
+        let Some(staging) = &self.score_staging else {
+            return Ok(());
+        };
+        let mut tables: Vec<&mut [f32]> = self
+            .slots
+            .iter_mut()
+            .flatten()
+            .map(|s| s.score.as_mut_slice())
+            .collect();
+        engine.gpu.map_read_f32_into(staging, &mut tables)
     }
 
     /// Whether a session of `len` positions can go back to `to` and go on from there: the
@@ -68,6 +191,10 @@ impl Graph {
     /// the ring first wraps. (Recent f16 copies are tagged, so they never mislead.)
     pub fn can_roll_back(&self, len: usize, to: usize) -> bool {
         let back = len.saturating_sub(to);
+        if self.score_staging.is_some() {
+            // The importance policy's evictions and scores cannot be undone.
+            return back == 0;
+        }
         back <= self.scratch.max_tokens as usize
             || self.kv.iter().all(|c| {
                 let p = &c.layout.policy;
@@ -145,6 +272,7 @@ impl Graph {
         if which == Logits::All {
             self.ensure_head_all(engine)?;
         }
+        self.plan_slots(engine, pos, n)?;
         let ctx = &engine.gpu;
         let cfg = &engine.model.config;
         let kernels = &engine.kernels;
@@ -190,8 +318,11 @@ impl Graph {
                 (&head.staging, n as usize * cfg.vocab_size)
             }
         };
+        self.copy_scores(&mut encoder);
         ctx.queue().submit([encoder.finish()]);
-        ctx.map_read_f32(staging, floats)
+        let logits = ctx.map_read_f32(staging, floats)?;
+        self.read_scores(engine)?;
+        Ok(logits)
     }
 }
 

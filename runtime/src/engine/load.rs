@@ -87,6 +87,10 @@ impl Engine {
         for ty in model.weight_types() {
             kernels.matmul.prepare(ty)?;
         }
+        if options.kv_policy == crate::kv::KvPolicy::Importance {
+            // Built now so that the driver measurement below counts its pipelines.
+            kernels.kv_score(&gpu)?;
+        }
         let mut record = crate::device_record::records_dir(options.cache_dir.as_deref())
             .map(|dir| DeviceRecord::open(&dir, &gpu, kernels.strategy()));
         crate::selfcheck::before_load(
@@ -109,7 +113,7 @@ impl Engine {
         // (so the smallest budget a plan made before loading names is one the load accepts);
         // otherwise this measurement does, and is remembered: a figure inflated by something
         // else the process did meanwhile is corrected by the next clean load.
-        let pipelines = crate::device_record::pipelines_key(model.weight_types());
+        let pipelines = crate::device_record::pipelines_key(model.weight_types(), options.kv_policy);
         let remembered = record
             .as_ref()
             .and_then(|r| r.driver_bytes.get(&pipelines).copied());

@@ -11,7 +11,7 @@
 //! - a [`Chat`] keeps the messages of a conversation over a session.
 
 mod chat;
-mod graph;
+pub(crate) mod graph;
 mod load;
 pub mod perplexity;
 pub mod sampling;

@@ -365,6 +365,7 @@ impl Session {
         // Saved sessions were evaluated from position 0 in whole batches.
         session.first_batch = history.len().min(engine.batch_size());
         session.history = history;
+        session.graph.caches_replaced();
         Ok((session, chat))
     }
 
@@ -672,7 +673,7 @@ impl Session {
 /// same way to be read the same way.
 fn cache_json(engine: &Engine) -> serde_json::Value {
     let kv = engine.kv_config();
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "k_type": kv.k_type.name(),
         "v_type": kv.v_type.name(),
         "sinks": kv.sinks,
@@ -681,14 +682,20 @@ fn cache_json(engine: &Engine) -> serde_json::Value {
         "rotate": kv.rotate,
         "center_keys": kv.center_keys,
         "batch": engine.batch_size(),
-    })
+    });
+    // Only named when not the default, so files saved before policies existed still load.
+    if kv.policy != crate::kv::KvPolicy::Window {
+        v["policy"] = kv.policy.name().into();
+    }
+    v
 }
 
 fn describe_cache(v: &serde_json::Value) -> String {
     format!(
-        "K {} V {}, window {} + {} sinks, newest {} in f16, batch {}",
+        "K {} V {}, {} policy, window {} + {} sinks, newest {} in f16, batch {}",
         v["k_type"].as_str().unwrap_or("?"),
         v["v_type"].as_str().unwrap_or("?"),
+        v["policy"].as_str().unwrap_or("window"),
         v["window"],
         v["sinks"],
         v["recent"],

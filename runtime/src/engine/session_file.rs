@@ -74,6 +74,12 @@ pub(crate) fn saved_ranges(l: &LayerLayout, n: u64) -> Vec<std::ops::Range<u64>>
     };
     let mut out = side(&l.k, 0);
     out.extend(side(&l.v, l.k.words()));
+    if let Some(t) = l.table {
+        // Under the importance policy slots are taken lowest-free-first, so the ring range
+        // above covers every held slot; the table says which position each holds.
+        let start = u64::from(t.offset);
+        out.push(start..start + t.words());
+    }
     out
 }
 

@@ -311,6 +311,19 @@ impl GpuContext {
         })
     }
 
+    /// Maps `staging` and fills `outs` from its floats, in order (no intermediate copy).
+    pub fn map_read_f32_into(&self, staging: &GpuBuffer, outs: &mut [&mut [f32]]) -> Result<()> {
+        let floats: usize = outs.iter().map(|o| o.len()).sum();
+        self.map_with(staging, (floats * 4) as u64, |b| {
+            let mut words = b.chunks_exact(4);
+            for out in outs.iter_mut() {
+                for (x, w) in out.iter_mut().zip(&mut words) {
+                    *x = f32::from_le_bytes([w[0], w[1], w[2], w[3]]);
+                }
+            }
+        })
+    }
+
     /// Maps the first `bytes` bytes of `staging`, waits, and hands them to `read`.
     fn map_with<T>(
         &self,

@@ -42,6 +42,8 @@ pub const ATTENTION_TEMPLATE: &str = include_str!("../../../shaders/attention.wg
 /// `shaders/attention_rowwise.wgsl`: row-per-thread prefill attention (template).
 pub const ATTENTION_ROWWISE_TEMPLATE: &str =
     include_str!("../../../shaders/attention_rowwise.wgsl");
+/// `shaders/kv_score.wgsl`: the importance policy's per-slot attention scores (template).
+pub const KV_SCORE_TEMPLATE: &str = include_str!("../../../shaders/kv_score.wgsl");
 
 /// The source of the shader called `name`, if it is registered (a replacement from
 /// [`replace_for_testing`] first).
@@ -111,6 +113,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("kv_write", KV_WRITE_TEMPLATE),
     ("attention", ATTENTION_TEMPLATE),
     ("attention_rowwise", ATTENTION_ROWWISE_TEMPLATE),
+    ("kv_score", KV_SCORE_TEMPLATE),
 ];
 
 /// Snippets in `shaders/kv/` that the cache kernels include: the cache layout and its reads.
@@ -230,6 +233,7 @@ pub fn variants() -> Result<Vec<(String, String)>> {
         ("kv_write", KV_WRITE_TEMPLATE),
         ("attention", ATTENTION_TEMPLATE),
         ("attention_rowwise", ATTENTION_ROWWISE_TEMPLATE),
+        ("kv_score", KV_SCORE_TEMPLATE),
     ] {
         out.push((name.to_string(), kv_source(template)?));
     }

@@ -17,6 +17,7 @@
 //! each; a slot keeps every head's codes, then the scale bytes of all its groups, four to a
 //! word, so a scale costs 8 bits rather than a word.
 
+pub mod evict;
 pub mod quant;
 
 use crate::{Error, Result};
@@ -157,6 +158,46 @@ impl std::fmt::Display for KvType {
     }
 }
 
+/// Which positions past the sinks a full cache keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum KvPolicy {
+    /// The newest `window` (StreamingLLM): a position leaves when it is `window` old.
+    #[default]
+    Window,
+    /// The newest [`KvConfig::protected`] positions, and of the older ones those the recent
+    /// queries attended to most (H2O / SnapKV): attention scores are summed per slot on the
+    /// GPU as sessions run ([`evict`]). The same bytes as `Window` hold a few fewer slots.
+    Importance,
+}
+
+impl KvPolicy {
+    pub const ALL: [KvPolicy; 2] = [KvPolicy::Window, KvPolicy::Importance];
+
+    /// Parses `window` or `importance`.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "window" | "sliding" => Ok(Self::Window),
+            "importance" | "h2o" => Ok(Self::Importance),
+            _ => Err(Error::InvalidArgument(format!(
+                "cache policy `{s}` (choose window or importance)"
+            ))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Window => "window",
+            Self::Importance => "importance",
+        }
+    }
+}
+
+impl std::fmt::Display for KvPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// How a session's KV cache is stored and bounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KvConfig {
@@ -175,6 +216,8 @@ pub struct KvConfig {
     /// writes); attention adds `q . mean` back, so scores are unchanged but the 4-bit blocks
     /// only spend their range on what varies from token to token.
     pub center_keys: bool,
+    /// Which positions a full cache keeps.
+    pub policy: KvPolicy,
 }
 
 impl KvConfig {
@@ -195,6 +238,7 @@ impl KvConfig {
             recent: Self::DEFAULT_RECENT,
             rotate: true,
             center_keys: true,
+            policy: KvPolicy::Window,
         }
     }
 
@@ -399,6 +443,39 @@ pub struct LayerPolicy {
     pub recent: u32,
     /// Ring slots: `window + batch - 1`.
     pub ring_slots: u32,
+    /// Ring slots are assigned by the importance policy ([`evict`]) through the layer's
+    /// [`SlotTable`] rather than by position.
+    pub importance: bool,
+}
+
+/// Where an importance layer keeps its slot table, after V: per ring slot two words, `1 +
+/// position` (0: free) and the first position whose query no longer sees it (`u32::MAX`: every
+/// later one does); then per token of a batch the ring slot it is written to; then per ring slot
+/// the attention it has received (f32). The host plans the first two parts before each step and
+/// uploads what changed ([`evict::Slots`]); `kv_write` zeroes the score of a slot it fills and
+/// `kv_score` adds to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotTable {
+    /// First word, in the layer's buffer (K then V then this).
+    pub offset: u32,
+    pub ring_slots: u32,
+    pub max_batch: u32,
+}
+
+impl SlotTable {
+    pub fn words(&self) -> u64 {
+        3 * u64::from(self.ring_slots) + u64::from(self.max_batch)
+    }
+    /// The two words of slot `s`.
+    pub fn pair_off(&self, s: u32) -> u32 {
+        self.offset + 2 * s
+    }
+    pub fn wmap_off(&self) -> u32 {
+        self.offset + 2 * self.ring_slots
+    }
+    pub fn score_off(&self) -> u32 {
+        self.wmap_off() + self.max_batch
+    }
 }
 
 /// One layer's K and V buffers.
@@ -408,6 +485,8 @@ pub struct LayerLayout {
     pub shape: HeadShape,
     pub k: SideLayout,
     pub v: SideLayout,
+    /// The importance policy's table (`None` under the window policy).
+    pub table: Option<SlotTable>,
 }
 
 impl LayerLayout {
@@ -437,30 +516,45 @@ impl LayerLayout {
             window,
             recent: config.recent,
             ring_slots,
+            importance: native_window.is_none() && config.policy == KvPolicy::Importance,
+        };
+        let k = SideLayout::new(
+            config.k_type,
+            shape.n_kv_heads,
+            shape.head_dim,
+            &policy,
+            config.center_keys,
+        )?;
+        let v = SideLayout::new(
+            config.v_type,
+            shape.n_kv_heads,
+            shape.head_dim_v,
+            &policy,
+            false,
+        )?;
+        let table = if policy.importance {
+            let table = SlotTable {
+                offset: u32::try_from(k.words() + v.words()).map_err(|_| too_big())?,
+                ring_slots,
+                max_batch: batch,
+            };
+            u32::try_from(u64::from(table.offset) + table.words()).map_err(|_| too_big())?;
+            Some(table)
+        } else {
+            None
         };
         Ok(Self {
             policy,
             shape,
-            k: SideLayout::new(
-                config.k_type,
-                shape.n_kv_heads,
-                shape.head_dim,
-                &policy,
-                config.center_keys,
-            )?,
-            v: SideLayout::new(
-                config.v_type,
-                shape.n_kv_heads,
-                shape.head_dim_v,
-                &policy,
-                false,
-            )?,
+            k,
+            v,
+            table,
         })
     }
 
-    /// Bytes of the layer's K and V buffers.
+    /// Bytes of the layer's buffer: K, V and the importance policy's slot table.
     pub fn bytes(&self) -> u64 {
-        self.k.bytes() + self.v.bytes()
+        self.k.bytes() + self.v.bytes() + self.table.map_or(0, |t| 4 * t.words())
     }
 
     /// Bytes of the layer's sinks and recent f16 copies (K and V).
@@ -484,14 +578,23 @@ impl LayerLayout {
         (0..self.sink_count(p)).chain(self.window_lo(p)..=p)
     }
 
-    /// How many keys a query at `p` sees.
+    /// How many key indices a query at `p` walks: the keys it sees, or under the importance
+    /// policy its sinks and every ring slot.
     pub fn span_at(&self, p: u32) -> u32 {
+        if self.policy.importance {
+            return self.policy.sinks.min(p + 1) + self.policy.ring_slots;
+        }
         self.sink_count(p) + (p + 1 - self.window_lo(p))
     }
 
-    /// The most keys any query sees.
+    /// The most key indices any query walks: sinks and window, or under the importance
+    /// policy sinks and every ring slot (those a query does not see are skipped).
     pub fn max_span(&self) -> u32 {
-        self.policy.sinks + self.policy.window
+        if self.policy.importance {
+            self.policy.sinks + self.policy.ring_slots
+        } else {
+            self.policy.sinks + self.policy.window
+        }
     }
 
     /// Most tokens one step may write: the batch the ring was sized for.

@@ -496,6 +496,7 @@ pub fn kv_config(k: KvType, v: KvType, sinks: u32, window: u32, recent: u32) -> 
         recent,
         rotate: false,
         center_keys: true,
+        policy: crate::kv::KvPolicy::Window,
     }
 }
 

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use voyager_runtime::budget::format_size;
-use voyager_runtime::kv::KvType;
+use voyager_runtime::kv::{KvPolicy, KvType};
 
 use crate::app::{ChatApp, ModelState};
 
@@ -44,6 +44,24 @@ fn budget(app: &mut ChatApp, ui: &mut egui::Ui) {
             })
             .response
             .labelled_by(label.id);
+        let label = ui.label("Keeps");
+        egui::ComboBox::from_id_salt("cache policy")
+            .selected_text(app.settings.kv_policy.clone())
+            .show_ui(ui, |ui| {
+                for policy in KvPolicy::ALL {
+                    let name = policy.name();
+                    if ui
+                        .selectable_label(app.settings.kv_policy == name, name)
+                        .on_hover_text(policy_help(policy))
+                        .clicked()
+                    {
+                        app.settings.kv_policy = name.to_owned();
+                        app.settings_changed();
+                    }
+                }
+            })
+            .response
+            .labelled_by(label.id);
     });
     ui.label(
         egui::RichText::new(
@@ -52,6 +70,16 @@ fn budget(app: &mut ChatApp, ui: &mut egui::Ui) {
         )
         .small(),
     );
+}
+
+/// What a cache policy keeps, in a user's words.
+fn policy_help(p: KvPolicy) -> &'static str {
+    match p {
+        KvPolicy::Window => "The newest tokens: the oldest leave first.",
+        KvPolicy::Importance => {
+            "The newest half of the window, and the older tokens the model attended to most."
+        }
+    }
 }
 
 /// The cache types offered: the default pair first, then each type for both K and V.

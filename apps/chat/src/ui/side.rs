@@ -201,13 +201,32 @@ fn context(app: &mut ChatApp, ui: &mut egui::Ui) {
             format!("{} of {} tokens", usage.in_window, usage.context_size),
         ),
     );
-    ui.label(format!(
-        "Window: the first {} and the last {} tokens, {} cache.",
-        kv.sinks,
-        kv.window,
-        voyager_runtime::kv::KvType::pair_name(kv.k_type, kv.v_type)
-    ));
-    if usage.evicted > 0 {
+    let types = voyager_runtime::kv::KvType::pair_name(kv.k_type, kv.v_type);
+    let importance = kv.policy == voyager_runtime::kv::KvPolicy::Importance;
+    if importance {
+        ui.label(format!(
+            "Window: the first {} tokens, the last {} and the {} older ones the model \
+             attended to most, {types} cache.",
+            kv.sinks,
+            voyager_runtime::kv::evict::protected(kv.window),
+            kv.window - voyager_runtime::kv::evict::protected(kv.window),
+        ));
+    } else {
+        ui.label(format!(
+            "Window: the first {} and the last {} tokens, {types} cache.",
+            kv.sinks, kv.window,
+        ));
+    }
+    if usage.evicted > 0 && importance {
+        ui.colored_label(
+            ui.visuals().warn_fg_color,
+            format!(
+                "{} tokens have left the cache: the model no longer sees them (the least \
+                 attended ones past the first {}).",
+                usage.evicted, kv.sinks
+            ),
+        );
+    } else if usage.evicted > 0 {
         ui.colored_label(
             ui.visuals().warn_fg_color,
             format!(

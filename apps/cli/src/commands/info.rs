@@ -106,6 +106,7 @@ fn describe_plan(plan: &Plan, options: &EngineOptions) -> serde_json::Value {
         },
         "rotate": kv.rotates(),
         "center_keys": kv.center_keys && kv.k_type.is_quantized(),
+        "kv_policy": kv.policy.name(),
         "batch": options.batch,
         "kv_bytes_per_token": per_type(&plan.kv_bytes_per_token),
         "kv_ring_bytes_per_token": plan.kv_ring_bytes_per_token,
@@ -332,6 +333,9 @@ fn plan_lines(plan: &serde_json::Value) -> Vec<String> {
     }
     if let Some(r) = plan["recent_f16"].as_u64().filter(|&r| r > 0) {
         notes.push(format!("newest {r} also in f16"));
+    }
+    if plan["kv_policy"].as_str() == Some("importance") {
+        notes.push("importance policy: the newest half and the most attended".to_string());
     }
     let extras = if notes.is_empty() {
         String::new()

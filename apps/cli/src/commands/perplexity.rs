@@ -37,7 +37,7 @@ pub struct Args {
     #[arg(long)]
     chunks: Option<usize>,
     /// Print one JSON object {"ppl", "mean_nll", "n_scored", "windows", "stream", "window",
-    /// "sinks", "cache_type_k", "cache_type_v", "peak_device_bytes"}.
+    /// "sinks", "cache_type_k", "cache_type_v", "kv_policy", "peak_device_bytes"}.
     #[arg(long)]
     json: bool,
     /// Write each window's {"top1": [...], "target_logprob": [...]} to this JSON file.
@@ -113,6 +113,7 @@ pub fn run(mut args: Args) -> Result<()> {
             "sinks": kv.sinks,
             "cache_type_k": kv.k_type.name(),
             "cache_type_v": kv.v_type.name(),
+            "kv_policy": kv.policy.name(),
             "peak_device_bytes": peak,
         });
         crate::outln!("{v}");

@@ -85,6 +85,25 @@ pub fn attention_ref(
     layout: &LayerLayout,
     p: &AttentionParams,
 ) -> Vec<f32> {
+    attention_ref_over(q, q_sink, k, v, k_mean, pos, layout, p, |pt| {
+        layout.keys(pt).collect()
+    })
+}
+
+/// [`attention_ref`] over the keys `keys(p)` gives a query at `p` (positions, sinks first):
+/// the importance policy's (sinks, then [`crate::kv::evict::Slots::keys`]).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_ref_over(
+    q: &[f32],
+    q_sink: &[f32],
+    k: &[f32],
+    v: &[f32],
+    k_mean: &[f32],
+    pos: u32,
+    layout: &LayerLayout,
+    p: &AttentionParams,
+    keys_of: impl Fn(u32) -> Vec<u32>,
+) -> Vec<f32> {
     p.check(layout).expect("attention_ref");
     let (nh, nkv) = (p.n_heads as usize, p.n_kv_heads as usize);
     let (hd, hdv) = (p.head_dim as usize, p.head_dim_v as usize);
@@ -97,7 +116,7 @@ pub fn attention_ref(
         let pt = pos + t as u32;
         for h in 0..nh {
             let kvh = h / group;
-            let keys: Vec<u32> = layout.keys(pt).collect();
+            let keys = keys_of(pt);
             let scores: Vec<f64> = keys
                 .iter()
                 .map(|&j| {
@@ -241,7 +260,11 @@ impl AttentionKernel {
             Strategy::Cooperative => 0,
             Strategy::RowPerThread => u64::from(max_tokens) * nh * u64::from(row_splits) * stride,
         };
-        decode.max(rows) * 4
+        let score_stats = match layout.table {
+            Some(_) => crate::gpu::kernels::kv_score::stats_floats(params.n_heads),
+            None => 0,
+        };
+        decode.max(rows).max(score_stats) * 4
     }
 
     /// Tokens in the first write step when a history of `n_kv` positions, `n_tokens` of them

@@ -43,6 +43,9 @@ struct LayoutUniform {
     ring_slots: u32,
     k: SideUniform,
     v: SideUniform,
+    table_off: u32,
+    score_off: u32,
+    _pad: [u32; 2],
 }
 
 /// The shader's code for a type (`KV_F16`, `KV_Q8`, `KV_Q4`, `KV_TQ4`, `KV_TQ3`).
@@ -89,6 +92,9 @@ fn layout_uniform(l: &LayerLayout) -> Result<LayoutUniform> {
         ring_slots: l.policy.ring_slots,
         k: side_uniform(&l.k, 0),
         v: side_uniform(&l.v, v_base),
+        table_off: l.table.map_or(u32::MAX, |t| t.offset),
+        score_off: l.table.map_or(u32::MAX, |t| t.score_off()),
+        _pad: [0; 2],
     })
 }
 
@@ -155,7 +161,8 @@ pub fn decode_at(
     };
     let n = layout.shape.n_kv_heads;
     let tags = &words[base + s.tags.offset as usize..][..s.tags.slots as usize];
-    let (region, ty) = region_of(layout, s, j, n_kv, Some(tags));
+    let slot = ring_slot(layout, words, j);
+    let (region, ty) = region_of(layout, s, j, slot, n_kv, Some(tags));
     let head_words = ty.words_per_head(s.head_dim);
     let slot = base + region.0 as usize;
     let start = slot + (kvh * head_words) as usize;
@@ -188,7 +195,20 @@ pub fn decode_at(
     values
 }
 
-/// (first word of the slot, words per slot) and the type position `j` is stored in.
+/// The ring slot position `j` is in: by position, or under the importance policy the slot
+/// the table in `words` (the layer's buffer) gives it (0 if it holds no such position).
+fn ring_slot(l: &LayerLayout, words: &[u32], j: u32) -> u32 {
+    match l.table {
+        None => j.wrapping_sub(l.policy.sinks) % l.policy.ring_slots,
+        Some(t) => words[t.offset as usize..][..2 * t.ring_slots as usize]
+            .chunks_exact(2)
+            .position(|pair| pair[0] == j + 1)
+            .unwrap_or(0) as u32,
+    }
+}
+
+/// (first word of the slot, words per slot) and the type position `j`, in ring slot `slot`,
+/// is stored in.
 /// `tags`: the side's recent-slot tags as stored; a recent copy whose tag is not `j + 1` is
 /// not read (as in `kv_locate`). `None`: every copy in range holds its position (a cache
 /// written in order, never rolled back).
@@ -196,6 +216,7 @@ fn region_of(
     l: &LayerLayout,
     s: &SideLayout,
     j: u32,
+    slot: u32,
     n_kv: u32,
     tags: Option<&[u32]>,
 ) -> ((u32, u32), KvType) {
@@ -205,15 +226,14 @@ fn region_of(
             KvType::F16,
         );
     }
-    let slot = j.checked_rem(s.recent.slots);
-    let tagged = |slot: u32| tags.is_none_or(|t| t[slot as usize] == j + 1);
-    if let Some(slot) = slot.filter(|&r| j + s.recent.slots >= n_kv && tagged(r)) {
+    let recent = j.checked_rem(s.recent.slots);
+    let tagged = |r: u32| tags.is_none_or(|t| t[r as usize] == j + 1);
+    if let Some(r) = recent.filter(|&r| j + s.recent.slots >= n_kv && tagged(r)) {
         return (
-            (s.recent.offset + slot * s.recent.words, s.recent.words),
+            (s.recent.offset + r * s.recent.words, s.recent.words),
             KvType::F16,
         );
     }
-    let slot = (j - l.policy.sinks) % l.policy.ring_slots;
     ((s.ring.offset + slot * s.ring.words, s.ring.words), s.ty)
 }
 
@@ -234,7 +254,7 @@ pub fn stored_ref(
         Side::K => &layout.k,
         Side::V => &layout.v,
     };
-    let (_, ty) = region_of(layout, s, j, n_kv, None);
+    let (_, ty) = region_of(layout, s, j, 0, n_kv, None);
     if ty.is_quantized() && s.centered() {
         let mu = &mean[(kvh * s.head_dim) as usize..][..s.head_dim as usize];
         let centered: Vec<f32> = head.iter().zip(mu).map(|(x, m)| x - m).collect();
@@ -402,6 +422,6 @@ mod tests {
     #[test]
     fn uniforms_match_the_shader() {
         assert_eq!(size_of::<SideUniform>(), 48);
-        assert_eq!(size_of::<LayoutUniform>(), 112);
+        assert_eq!(size_of::<LayoutUniform>(), 128);
     }
 }

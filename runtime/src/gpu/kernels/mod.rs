@@ -9,6 +9,7 @@ pub mod embedding;
 pub mod ffn_act;
 pub mod hadamard;
 pub mod kv_cache;
+pub mod kv_score;
 pub mod matmul;
 pub mod rms_norm;
 pub mod rope;
@@ -29,6 +30,9 @@ pub struct Kernels {
     pub rope: rope::RopeKernel,
     pub kv_write: kv_cache::KvWriteKernel,
     pub attention: attention::AttentionKernel,
+    /// Built on first use ([`Kernels::kv_score`]): only the importance policy runs it, and
+    /// its pipelines would otherwise cost every engine driver memory.
+    kv_score: std::sync::OnceLock<kv_score::KvScoreKernel>,
     pub ffn_act: ffn_act::FfnActKernel,
     pub hadamard: hadamard::HadamardKernel,
     pub add: AddKernel,
@@ -50,10 +54,27 @@ impl Kernels {
             rope: rope::RopeKernel::new(ctx)?,
             kv_write: kv_cache::KvWriteKernel::new(ctx)?,
             attention: attention::AttentionKernel::with_strategy(ctx, strategy)?,
+            kv_score: std::sync::OnceLock::new(),
             ffn_act: ffn_act::FfnActKernel::new(ctx)?,
             hadamard: hadamard::HadamardKernel::new(ctx)?,
             add: AddKernel::new(ctx)?,
         })
+    }
+
+    /// The importance policy's scoring kernel, built on the first call.
+    pub fn kv_score(&self, ctx: &GpuContext) -> Result<&kv_score::KvScoreKernel> {
+        if let Some(k) = self.kv_score.get() {
+            return Ok(k);
+        }
+        let built = kv_score::KvScoreKernel::new(ctx)?;
+        Ok(self.kv_score.get_or_init(|| built))
+    }
+
+    /// The scoring kernel if [`Kernels::kv_score`] built it.
+    pub fn kv_score_built(&self) -> Result<&kv_score::KvScoreKernel> {
+        self.kv_score
+            .get()
+            .ok_or_else(|| Error::Gpu("kv_score: recorded before it was built".into()))
     }
 
     /// The strategy of the heavy kernels.
