@@ -166,7 +166,8 @@ pub fn plan(model: &Model, options: &EngineOptions) -> Result<Plan> {
     let (driver, source) = match options.driver_memory {
         Some(bytes) => (bytes, DriverMemory::Given),
         None => {
-            let pipelines = crate::device_record::pipelines_key(model.weight_types(), options.kv_policy);
+            let pipelines =
+                crate::device_record::pipelines_key(model.weight_types(), options.kv_policy);
             match crate::device_record::records_dir(options.cache_dir.as_deref())
                 .and_then(|d| crate::device_record::remembered_driver_bytes(&d, &pipelines))
             {

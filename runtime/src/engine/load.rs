@@ -113,7 +113,8 @@ impl Engine {
         // (so the smallest budget a plan made before loading names is one the load accepts);
         // otherwise this measurement does, and is remembered: a figure inflated by something
         // else the process did meanwhile is corrected by the next clean load.
-        let pipelines = crate::device_record::pipelines_key(model.weight_types(), options.kv_policy);
+        let pipelines =
+            crate::device_record::pipelines_key(model.weight_types(), options.kv_policy);
         let remembered = record
             .as_ref()
             .and_then(|r| r.driver_bytes.get(&pipelines).copied());
