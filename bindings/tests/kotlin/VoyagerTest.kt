@@ -172,9 +172,12 @@ fun main() {
             val plan = plan(MODEL, EngineConfig(memBudgetBytes = 400uL shl 20))
             check(plan.totalBytes <= (400uL shl 20)) { "$plan" }
             expect<VoyagerException.Budget> { plan(MODEL, EngineConfig(memBudgetBytes = 10uL shl 20)) }
-            // The importance policy's slot table costs memory: the same budget, a smaller window.
-            val kept = plan(MODEL, EngineConfig(memBudgetBytes = 400uL shl 20, kvPolicy = "importance"))
-            check(kept.kvPolicy == "importance" && kept.window < plan.window) { "$kept" }
+            // The importance policy's slot table costs memory: a budget that bounds the window
+            // (under the model's context) holds a smaller one.
+            val tight = EngineConfig(memBudgetBytes = 270uL shl 20, driverMemoryBytes = 128uL shl 20)
+            val win = plan(MODEL, tight)
+            val kept = plan(MODEL, tight.copy(kvPolicy = "importance"))
+            check(kept.kvPolicy == "importance" && kept.window < win.window) { "$kept vs $win" }
             expect<VoyagerException.InvalidArgument> { plan(MODEL, EngineConfig(kvPolicy = "lru")) }
             check(engine.modelInfo().architecture == "llama") { "${engine.modelInfo()}" }
             check(engine.memoryInUse().deviceBytes > 0uL) { "${engine.memoryInUse()}" }

@@ -172,14 +172,15 @@ class Sdk(unittest.TestCase):
                                                       cache_type_k="q4", cache_type_v="q4"))
         self.assertEqual(q4.kv_bytes_per_token, 7200)
         self.assertEqual(q4.kv_f16_bytes_per_session, plan.kv_f16_bytes_per_session)
-        # The importance policy's slot table costs memory: the same budget holds a smaller
-        # window, and the plan says which policy it is for.
+        # The importance policy's slot table costs memory: a budget that bounds the window
+        # (under the model's context) holds a smaller one, and the plan says which policy.
         self.assertEqual(plan.kv_policy, "window")
-        imp = voyager.plan(MODEL, voyager.EngineConfig(mem_budget_bytes=400 << 20,
-                                                       kv_policy="importance"))
+        tight = dict(mem_budget_bytes=270 << 20, driver_memory_bytes=128 << 20)
+        win = voyager.plan(MODEL, voyager.EngineConfig(**tight))
+        imp = voyager.plan(MODEL, voyager.EngineConfig(kv_policy="importance", **tight))
         self.assertEqual(imp.kv_policy, "importance")
-        self.assertLess(imp.window, plan.window)
-        self.assertLessEqual(imp.total_bytes, 400 << 20)
+        self.assertLess(imp.window, win.window)
+        self.assertLessEqual(imp.total_bytes, 270 << 20)
         with self.assertRaises(voyager.VoyagerError.InvalidArgument):
             voyager.plan(MODEL, voyager.EngineConfig(kv_policy="lru"))
         self.assertEqual(plan.total_bytes,
