@@ -90,6 +90,56 @@ pub fn attention_ref(
     })
 }
 
+/// What the CPU twins of attention and of `kv_score` score keys against.
+pub(crate) struct RefQuery<'a> {
+    pub q: &'a [f32],
+    pub q_sink: &'a [f32],
+    pub k: &'a [f32],
+    pub k_mean: &'a [f32],
+    pub n_kv: u32,
+    pub layout: &'a LayerLayout,
+    pub p: &'a AttentionParams,
+}
+
+impl RefQuery<'_> {
+    /// The score (in f64) of query head `h` of token `t` against the key at position `j` as
+    /// the cache stores it: scaled, soft-capped when asked; the sinks against `q_sink`.
+    pub fn score(&self, t: usize, h: usize, j: u32) -> f64 {
+        let p = self.p;
+        let (nh, nkv) = (p.n_heads as usize, p.n_kv_heads as usize);
+        let hd = p.head_dim as usize;
+        let kvh = h / (nh / nkv);
+        let src = if j < self.layout.policy.sinks {
+            self.q_sink
+        } else {
+            self.q
+        };
+        let qrow = &src[(t * nh + h) * hd..][..hd];
+        let head = &self.k[(j as usize * nkv + kvh) * hd..][..hd];
+        let kk = stored_ref(
+            self.layout,
+            Side::K,
+            j,
+            kvh as u32,
+            self.n_kv,
+            head,
+            self.k_mean,
+        );
+        let dot: f64 = qrow
+            .iter()
+            .zip(&kk)
+            .map(|(&a, &b)| f64::from(a) * f64::from(b))
+            .sum();
+        let s = dot * f64::from(p.scale);
+        if p.softcap > 0.0 {
+            let c = f64::from(p.softcap);
+            c * (s / c).tanh()
+        } else {
+            s
+        }
+    }
+}
+
 /// [`attention_ref`] over the keys `keys(p)` gives a query at `p` (positions, sinks first):
 /// the importance policy's (sinks, then [`crate::kv::evict::Slots::keys`]).
 #[allow(clippy::too_many_arguments)]
@@ -117,27 +167,16 @@ pub fn attention_ref_over(
         for h in 0..nh {
             let kvh = h / group;
             let keys = keys_of(pt);
-            let scores: Vec<f64> = keys
-                .iter()
-                .map(|&j| {
-                    let src = if j < layout.policy.sinks { q_sink } else { q };
-                    let qrow = &src[(t * nh + h) * hd..][..hd];
-                    let head = &k[(j as usize * nkv + kvh) * hd..][..hd];
-                    let kk = stored_ref(layout, Side::K, j, kvh as u32, n_kv, head, k_mean);
-                    let dot: f64 = qrow
-                        .iter()
-                        .zip(&kk)
-                        .map(|(&a, &b)| f64::from(a) * f64::from(b))
-                        .sum();
-                    let s = dot * f64::from(p.scale);
-                    if p.softcap > 0.0 {
-                        let c = f64::from(p.softcap);
-                        c * (s / c).tanh()
-                    } else {
-                        s
-                    }
-                })
-                .collect();
+            let query = RefQuery {
+                q,
+                q_sink,
+                k,
+                k_mean,
+                n_kv,
+                layout,
+                p,
+            };
+            let scores: Vec<f64> = keys.iter().map(|&j| query.score(t, h, j)).collect();
             let m = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let weights: Vec<f64> = scores.iter().map(|s| (s - m).exp()).collect();
             let sum: f64 = weights.iter().sum();

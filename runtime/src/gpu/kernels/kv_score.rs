@@ -6,8 +6,8 @@
 
 use crate::gpu::alloc::GpuBuffer;
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernels::attention::AttentionParams;
-use crate::gpu::kernels::kv_cache::{stored_ref, KvLayerCache, Side};
+use crate::gpu::kernels::attention::{AttentionParams, RefQuery};
+use crate::gpu::kernels::kv_cache::KvLayerCache;
 use crate::gpu::kernels::step;
 use crate::gpu::{pipeline, shaders};
 use crate::kv::evict::{Slots, OBSERVED};
@@ -41,12 +41,21 @@ pub fn kv_score_ref(
     p: &AttentionParams,
     slots: &Slots,
 ) -> Vec<f32> {
-    let (nh, nkv) = (p.n_heads as usize, p.n_kv_heads as usize);
+    let nh = p.n_heads as usize;
     let hd = p.head_dim as usize;
     let n_tokens = q.len() / (nh * hd);
     let n_kv = pos + n_tokens as u32;
     let n_obs = n_tokens.min(OBSERVED as usize);
     let sinks = layout.policy.sinks;
+    let query = RefQuery {
+        q,
+        q_sink,
+        k,
+        k_mean,
+        n_kv,
+        layout,
+        p,
+    };
     let mut add = vec![0f64; slots.pos.len()];
     for t in n_tokens - n_obs..n_tokens {
         let pt = pos + t as u32;
@@ -59,28 +68,7 @@ pub fn kv_score_ref(
                 .map(|s| (slots.pos[s] - 1, Some(s))),
         );
         for h in 0..nh {
-            let kvh = h / (nh / nkv);
-            let scores: Vec<f64> = keys
-                .iter()
-                .map(|&(j, _)| {
-                    let src = if j < sinks { q_sink } else { q };
-                    let qrow = &src[(t * nh + h) * hd..][..hd];
-                    let head = &k[(j as usize * nkv + kvh) * hd..][..hd];
-                    let kk = stored_ref(layout, Side::K, j, kvh as u32, n_kv, head, k_mean);
-                    let dot: f64 = qrow
-                        .iter()
-                        .zip(&kk)
-                        .map(|(&a, &b)| f64::from(a) * f64::from(b))
-                        .sum();
-                    let s = dot * f64::from(p.scale);
-                    if p.softcap > 0.0 {
-                        let c = f64::from(p.softcap);
-                        c * (s / c).tanh()
-                    } else {
-                        s
-                    }
-                })
-                .collect();
+            let scores: Vec<f64> = keys.iter().map(|&(j, _)| query.score(t, h, j)).collect();
             let m = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let sum: f64 = scores.iter().map(|s| (s - m).exp()).sum();
             for (&(_, slot), s) in keys.iter().zip(&scores) {
