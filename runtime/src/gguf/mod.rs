@@ -11,6 +11,7 @@
 
 mod header;
 mod metadata;
+pub mod shapes;
 pub mod synthetic;
 pub mod writer;
 

@@ -82,7 +82,10 @@ struct Tensor {
     name: String,
     dims: Vec<u64>,
     ty: GgmlType,
-    data: Vec<u8>,
+    bytes: u64,
+    /// `None` for a tensor declared with [`GgufWriter::declare`], whose bytes the caller
+    /// streams at [`GgufWriter::write_to`].
+    data: Option<Vec<u8>>,
 }
 
 /// Collects metadata and tensors, then lays out a GGUF file.
@@ -117,46 +120,121 @@ impl GgufWriter {
     /// If `data` does not match the shape and type: this is a tool for building test files,
     /// where a wrong size is a bug in the test.
     pub fn tensor(&mut self, name: &str, dims: &[u64], ty: GgmlType, data: Vec<u8>) -> &mut Self {
+        self.declare(name, dims, ty);
+        let t = self.tensors.last_mut().expect("just declared");
+        assert_eq!(data.len() as u64, t.bytes, "data size of tensor {name}");
+        t.data = Some(data);
+        self
+    }
+
+    /// Adds a tensor whose bytes are written later, by the `fill` of [`GgufWriter::write_to`]
+    /// (files larger than memory are streamed this way).
+    ///
+    /// # Panics
+    /// If `dims[0]` is not whole blocks of `ty` (a bug in the caller).
+    pub fn declare(&mut self, name: &str, dims: &[u64], ty: GgmlType) -> &mut Self {
         let rows: u64 = dims[1..].iter().product();
-        let expected = ty.row_bytes(dims[0]).expect("whole blocks") * rows;
-        assert_eq!(data.len() as u64, expected, "data size of tensor {name}");
+        let bytes = ty.row_bytes(dims[0]).expect("whole blocks") * rows;
         self.tensors.push(Tensor {
             name: name.to_string(),
             dims: dims.to_vec(),
             ty,
-            data,
+            bytes,
+            data: None,
         });
         self
     }
 
-    /// The encoded file.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let align = DEFAULT_ALIGNMENT as usize;
-        let mut out = Vec::new();
-        out.extend(b"GGUF");
-        out.extend(3u32.to_le_bytes());
-        out.extend((self.tensors.len() as u64).to_le_bytes());
-        out.extend((self.kv.len() as u64).to_le_bytes());
+    /// Bytes of every tensor's data, in order.
+    pub fn tensor_bytes(&self) -> impl Iterator<Item = u64> + '_ {
+        self.tensors.iter().map(|t| t.bytes)
+    }
+
+    /// Writes the file to `out`: the header, then each tensor's data, padded to the
+    /// alignment. A declared tensor's bytes come from `fill(index, out)`, which must write
+    /// exactly that tensor's size (anything else is an error).
+    pub fn write_to(
+        &self,
+        out: &mut dyn std::io::Write,
+        fill: &mut dyn FnMut(usize, &mut dyn std::io::Write) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        let align = DEFAULT_ALIGNMENT;
+        let mut head = Vec::new();
+        head.extend(b"GGUF");
+        head.extend(3u32.to_le_bytes());
+        head.extend((self.tensors.len() as u64).to_le_bytes());
+        head.extend((self.kv.len() as u64).to_le_bytes());
         for (k, v) in &self.kv {
-            write_str(&mut out, k);
-            out.extend(v.type_id().to_le_bytes());
-            v.write(&mut out);
+            write_str(&mut head, k);
+            head.extend(v.type_id().to_le_bytes());
+            v.write(&mut head);
         }
-        let mut offset = 0usize;
+        let mut offset = 0u64;
         for t in &self.tensors {
-            write_str(&mut out, &t.name);
-            out.extend((t.dims.len() as u32).to_le_bytes());
+            write_str(&mut head, &t.name);
+            head.extend((t.dims.len() as u32).to_le_bytes());
             for d in &t.dims {
-                out.extend(d.to_le_bytes());
+                head.extend(d.to_le_bytes());
             }
-            out.extend(t.ty.id().to_le_bytes());
-            out.extend((offset as u64).to_le_bytes());
-            offset = (offset + t.data.len()).next_multiple_of(align);
+            head.extend(t.ty.id().to_le_bytes());
+            head.extend(offset.to_le_bytes());
+            offset = (offset + t.bytes).next_multiple_of(align);
         }
-        for t in &self.tensors {
-            out.resize(out.len().next_multiple_of(align), 0);
-            out.extend(&t.data);
+        out.write_all(&head)?;
+        let mut at = head.len() as u64;
+        for (i, t) in self.tensors.iter().enumerate() {
+            let pad = at.next_multiple_of(align) - at;
+            out.write_all(&vec![0; pad as usize])?;
+            at += pad;
+            match &t.data {
+                Some(d) => out.write_all(d)?,
+                None => {
+                    let mut counted = Counted { inner: out, n: 0 };
+                    fill(i, &mut counted)?;
+                    if counted.n != t.bytes {
+                        return Err(std::io::Error::other(format!(
+                            "tensor {}: {} bytes written, {} expected",
+                            t.name, counted.n, t.bytes
+                        )));
+                    }
+                }
+            }
+            at += t.bytes;
         }
+        Ok(())
+    }
+
+    /// The encoded file.
+    ///
+    /// # Panics
+    /// If a tensor was declared without data (stream those with [`GgufWriter::write_to`]).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write_to(&mut out, &mut |i, _| {
+            Err(std::io::Error::other(format!(
+                "tensor {} has no data",
+                self.tensors[i].name
+            )))
+        })
+        .expect("every tensor has its data");
         out
+    }
+}
+
+/// A writer that counts what passes through it.
+struct Counted<'a> {
+    inner: &'a mut dyn std::io::Write,
+    n: u64,
+}
+
+impl std::io::Write for Counted<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
