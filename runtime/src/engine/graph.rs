@@ -141,7 +141,7 @@ impl Graph {
             };
             let wmap = slots.plan(evict::Step { p0: pos, n }, bounds)?;
             for (at, words) in slots.uploads(&t, &wmap) {
-                engine.gpu.queue().write_buffer(
+                engine.gpu.write_buffer(
                     &cache.buffer,
                     4 * u64::from(at),
                     bytemuck::cast_slice(&words),
@@ -272,14 +272,14 @@ impl Graph {
         if which == Logits::All {
             self.ensure_head_all(engine)?;
         }
+        let started = std::time::Instant::now();
         self.plan_slots(engine, pos, n)?;
         let ctx = &engine.gpu;
         let cfg = &engine.model.config;
         let kernels = &engine.kernels;
         let s = &self.scratch;
         write_step(ctx, &s.step, Step::new(pos, n));
-        ctx.queue()
-            .write_buffer(&s.ids, 0, bytemuck::cast_slice(ids));
+        ctx.write_buffer(&s.ids, 0, bytemuck::cast_slice(ids));
         let info = StepInfo {
             n_tokens: n,
             n_kv: pos + n,
@@ -319,7 +319,8 @@ impl Graph {
             }
         };
         self.copy_scores(&mut encoder);
-        ctx.queue().submit([encoder.finish()]);
+        ctx.submit([encoder.finish()]);
+        crate::gpu::counters::step_recorded(started.elapsed());
         let logits = ctx.map_read_f32(staging, floats)?;
         self.read_scores(engine)?;
         Ok(logits)
@@ -342,10 +343,7 @@ fn record(
     ops: &[Op],
     info: StepInfo,
 ) -> Result<()> {
-    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-        label: Some(label),
-        timestamp_writes: None,
-    });
+    let mut pass = crate::gpu::counters::begin_pass(encoder, label);
     for op in ops {
         op.record(kernels, &mut pass, info)?;
     }
@@ -376,7 +374,7 @@ fn profile(
             std::slice::from_ref(op),
             info,
         )?;
-        ctx.queue().submit([encoder.finish()]);
+        ctx.submit([encoder.finish()]);
         ctx.device()
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {e}")))?;

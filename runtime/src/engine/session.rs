@@ -343,14 +343,12 @@ impl Session {
             let mut at = 0usize;
             for range in f::saved_ranges(&cache.layout, n) {
                 let len = 4 * (range.end - range.start) as usize;
-                engine.gpu.queue().write_buffer(
-                    &cache.buffer,
-                    4 * range.start,
-                    &bytes[at..at + len],
-                );
+                engine
+                    .gpu
+                    .write_buffer(&cache.buffer, 4 * range.start, &bytes[at..at + len]);
                 at += len;
             }
-            engine.gpu.queue().submit([]);
+            engine.gpu.submit([]);
         }
         let chat = match r.sections_left() {
             0 => None,

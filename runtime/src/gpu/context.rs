@@ -221,7 +221,21 @@ impl GpuContext {
                 one_line(e)
             )));
         }
+        crate::gpu::counters::buffer_created();
         Ok(GpuBuffer::new(buffer, label, allocation))
+    }
+
+    /// Submits command buffers, counted ([`crate::gpu::counters`]).
+    pub fn submit(&self, commands: impl IntoIterator<Item = wgpu::CommandBuffer>) {
+        crate::gpu::counters::submitted();
+        self.queue.submit(commands);
+    }
+
+    /// Writes `data` into `buffer` at `offset` (staged by wgpu until the next submit),
+    /// counted.
+    pub fn write_buffer(&self, buffer: &GpuBuffer, offset: u64, data: &[u8]) {
+        crate::gpu::counters::uploaded(data.len() as u64);
+        self.queue.write_buffer(buffer, offset, data);
     }
 
     /// Creates a buffer counted by the allocator. Every storage, uniform and staging buffer of
@@ -284,7 +298,7 @@ impl GpuContext {
                 label: Some("readback"),
             });
         encoder.copy_buffer_to_buffer(src, offset, &staging, 0, size);
-        self.queue.submit([encoder.finish()]);
+        self.submit([encoder.finish()]);
         self.map_read(&staging)
     }
 
@@ -331,6 +345,7 @@ impl GpuContext {
         bytes: u64,
         read: impl FnOnce(&[u8]) -> T,
     ) -> Result<T> {
+        let waiting = std::time::Instant::now();
         let slice = staging.slice(..bytes);
         let (tx, rx) = mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
@@ -342,6 +357,7 @@ impl GpuContext {
         rx.recv()
             .map_err(|_| Error::Gpu("GPU readback was never completed".into()))?
             .map_err(|e| Error::Gpu(format!("cannot map readback buffer: {}", one_line(e))))?;
+        crate::gpu::counters::read_back(bytes, waiting.elapsed());
         let data = read(
             &slice
                 .get_mapped_range()

@@ -54,7 +54,7 @@ pub const UPLOAD_SLICE: u64 = 1 << 20;
 
 /// Submits pending queue writes and waits for them.
 fn flush(ctx: &GpuContext, name: &str) -> Result<()> {
-    ctx.queue().submit([]);
+    ctx.submit([]);
     ctx.device()
         .poll(wgpu::PollType::wait_indefinitely())
         .map_err(|e| Error::Gpu(format!("uploading `{name}`: {e}")))?;
@@ -191,8 +191,7 @@ impl GpuWeight {
             let mut off = 0;
             while off < whole {
                 let end = (off + UPLOAD_SLICE as usize).min(whole);
-                ctx.queue()
-                    .write_buffer(&buffer, off as u64, &data[off..end]);
+                ctx.write_buffer(&buffer, off as u64, &data[off..end]);
                 flush(ctx, name)?;
                 uploaded(start + off..start + end);
                 off = end;
@@ -200,7 +199,7 @@ impl GpuWeight {
             if whole < data.len() {
                 let mut tail = [0u8; 4];
                 tail[..data.len() - whole].copy_from_slice(&data[whole..]);
-                ctx.queue().write_buffer(&buffer, whole as u64, &tail);
+                ctx.write_buffer(&buffer, whole as u64, &tail);
                 flush(ctx, name)?;
                 uploaded(start + whole..start + data.len());
             }

@@ -77,13 +77,10 @@ impl<'a> Harness<'a> {
             .device()
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
         {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(label),
-                timestamp_writes: None,
-            });
+            let mut pass = crate::gpu::counters::begin_pass(&mut encoder, label);
             record(&mut pass)?;
         }
-        self.ctx.queue().submit([encoder.finish()]);
+        self.ctx.submit([encoder.finish()]);
         Ok(())
     }
 

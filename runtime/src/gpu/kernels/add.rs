@@ -128,7 +128,7 @@ impl AddKernel {
         let (x, y) = if y == 1 { (x, 1) } else { (binding.grid.0, y) };
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &binding.bind_group, &[]);
-        pass.dispatch_workgroups(x, y, 1);
+        crate::gpu::counters::dispatch(pass, x, y, 1);
         Ok(())
     }
 }

@@ -428,15 +428,15 @@ impl AttentionKernel {
             let span = binding.layout.span_at(n_kv - 1);
             let splits = span.div_ceil(SPLIT).min(binding.max_splits);
             pass.set_pipeline(&self.decode_split);
-            pass.dispatch_workgroups(nh, splits, 1);
+            crate::gpu::counters::dispatch(pass, nh, splits, 1);
             pass.set_pipeline(&self.decode_combine);
-            pass.dispatch_workgroups(nh, 1, 1);
+            crate::gpu::counters::dispatch(pass, nh, 1, 1);
             return Ok(());
         }
         match self.strategy {
             Strategy::Cooperative => {
                 pass.set_pipeline(&self.prefill);
-                pass.dispatch_workgroups(nh, n_tokens, 1);
+                crate::gpu::counters::dispatch(pass, nh, n_tokens, 1);
             }
             Strategy::RowPerThread => {
                 let threads = u64::from(nh * n_tokens) * u64::from(binding.row_splits);
@@ -449,9 +449,9 @@ impl AttentionKernel {
                         ))
                     })?;
                 pass.set_pipeline(&self.prefill_rowwise);
-                pass.dispatch_workgroups(groups, 1, 1);
+                crate::gpu::counters::dispatch(pass, groups, 1, 1);
                 pass.set_pipeline(&self.prefill_rowwise_combine);
-                pass.dispatch_workgroups((nh * n_tokens).div_ceil(64), 1, 1);
+                crate::gpu::counters::dispatch(pass, (nh * n_tokens).div_ceil(64), 1, 1);
             }
         }
         Ok(())

@@ -172,6 +172,7 @@ impl EmbeddingKernel {
                 _pad: [0; 2],
             };
             let params = step::uniform(ctx, "embedding params", &params)?;
+            crate::gpu::counters::bind_group_created();
             let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("embedding"),
                 layout: &self.layout,
@@ -231,7 +232,7 @@ impl EmbeddingKernel {
         pass.set_pipeline(&binding.pipeline);
         for chunk in &binding.chunks {
             pass.set_bind_group(0, &chunk.bind_group, &[]);
-            pass.dispatch_workgroups(binding.groups_x, n_tokens, 1);
+            crate::gpu::counters::dispatch(pass, binding.groups_x, n_tokens, 1);
         }
         Ok(())
     }

@@ -212,7 +212,7 @@ impl FfnActKernel {
         let (x, y) = step::thread_grid(self.max_groups, "ffn_act", threads, WORKGROUP_SIZE)?;
         pass.set_pipeline(pipeline);
         pass.set_bind_group(0, &binding.bind_group, &[]);
-        pass.dispatch_workgroups(x, y, 1);
+        crate::gpu::counters::dispatch(pass, x, y, 1);
         Ok(())
     }
 

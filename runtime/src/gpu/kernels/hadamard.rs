@@ -116,7 +116,7 @@ impl HadamardKernel {
         let (x, y) = step::thread_grid(self.max_groups, "hadamard", threads, WORKGROUP_SIZE)?;
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &binding.bind_group, &[]);
-        pass.dispatch_workgroups(x, y, 1);
+        crate::gpu::counters::dispatch(pass, x, y, 1);
         Ok(())
     }
 }

@@ -406,11 +406,16 @@ impl KvWriteKernel {
         if binding.mean_threads > 0 {
             // The shader does nothing unless the step starts at position 0.
             pass.set_pipeline(&self.mean);
-            pass.dispatch_workgroups(binding.mean_threads.div_ceil(WORKGROUP_SIZE), 1, 1);
+            crate::gpu::counters::dispatch(
+                pass,
+                binding.mean_threads.div_ceil(WORKGROUP_SIZE),
+                1,
+                1,
+            );
         }
         let (x, y) = step::thread_grid(self.max_groups, "kv_write", threads, WORKGROUP_SIZE)?;
         pass.set_pipeline(&self.pipeline);
-        pass.dispatch_workgroups(x, y, 1);
+        crate::gpu::counters::dispatch(pass, x, y, 1);
         Ok(())
     }
 }

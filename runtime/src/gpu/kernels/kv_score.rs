@@ -225,9 +225,9 @@ impl KvScoreKernel {
         }
         pass.set_bind_group(0, &binding.bind_group, &[]);
         pass.set_pipeline(&self.stats);
-        pass.dispatch_workgroups(binding.n_heads, n_tokens.min(OBSERVED), 1);
+        crate::gpu::counters::dispatch(pass, binding.n_heads, n_tokens.min(OBSERVED), 1);
         pass.set_pipeline(&self.add);
-        pass.dispatch_workgroups(binding.ring_slots.div_ceil(WORKGROUP_SIZE), 1, 1);
+        crate::gpu::counters::dispatch(pass, binding.ring_slots.div_ceil(WORKGROUP_SIZE), 1, 1);
         Ok(())
     }
 }

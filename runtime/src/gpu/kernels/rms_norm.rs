@@ -155,7 +155,7 @@ impl RmsNormKernel {
         let (x, y) = crate::gpu::kernels::dispatch_grid(rows, self.max_groups)?;
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &binding.bind_group, &[]);
-        pass.dispatch_workgroups(x, y, 1);
+        crate::gpu::counters::dispatch(pass, x, y, 1);
         Ok(())
     }
 }

@@ -266,7 +266,7 @@ impl RopeKernel {
             &self.pipeline
         });
         pass.set_bind_group(0, &binding.bind_group, &[]);
-        pass.dispatch_workgroups(x, y, 1);
+        crate::gpu::counters::dispatch(pass, x, y, 1);
         Ok(())
     }
 }

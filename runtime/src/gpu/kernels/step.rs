@@ -53,8 +53,7 @@ pub fn create_step_buffer(ctx: &GpuContext, step: Step) -> Result<GpuBuffer> {
 
 /// Writes `step` into `buffer` (made by [`create_step_buffer`]); takes effect at the next submit.
 pub fn write_step(ctx: &GpuContext, buffer: &GpuBuffer, step: Step) {
-    ctx.queue()
-        .write_buffer(buffer, 0, bytemuck::bytes_of(&step));
+    ctx.write_buffer(buffer, 0, bytemuck::bytes_of(&step));
 }
 
 /// A bind group binding each buffer whole, at bindings 0, 1, 2, ... in order.
@@ -72,6 +71,7 @@ pub(crate) fn bind_group(
             resource: b.as_entire_binding(),
         })
         .collect();
+    crate::gpu::counters::bind_group_created();
     ctx.device().create_bind_group(&wgpu::BindGroupDescriptor {
         label: Some(label),
         layout,
