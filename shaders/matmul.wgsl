@@ -4,7 +4,7 @@
 // A template, assembled per weight type by runtime/src/gpu/preprocess.rs: {{QUANT}} names the
 // format snippet in shaders/quant/ (dq8/dq1 over the chunk's words `w`), {{TILE}} is the number
 // of tokens a workgroup handles (1: the decode mat-vec, `matvec_<type>`; 8: prefill,
-// `matmul_<type>`), {{ROWS}} the number of rows.
+// `matmul_<type>`), {{ROWS}} the number of rows, {{REDUCE}} how partial sums meet.
 //
 // A workgroup of 64 threads owns ROWS consecutive rows and TILE consecutive tokens. Thread l
 // walks the 8-value groups l, l + 64, ... of the rows: it dequantizes the group of each of its
@@ -70,10 +70,9 @@ const ROWS: u32 = {{ROWS}}u;
 const TILE: u32 = {{TILE}}u;
 const OUTS: u32 = ROWS * TILE;
 
-var<workgroup> partial: array<f32, WG * OUTS>;
-
-@compute @workgroup_size(64, 1, 1)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+// Thread `lid`'s partial sums of the workgroup's ROWS x TILE outputs (output r * TILE + t):
+// the products of the 8-value groups lid, lid + 64, ... of each row with each token.
+fn accumulate(wg: vec3<u32>, lid: u32) -> array<f32, OUTS> {
     let n_tokens = min(step.n_tokens, params.max_tokens);
     let r0 = (wg.y * params.grid_x + wg.x) * ROWS;
     let t0 = wg.z * TILE;
@@ -110,29 +109,25 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
             }
         }
     }
+    return acc;
+}
 
-    // Tree reduction of the 64 partial sums of every output: thread l adds l + s for
-    // s = 32, 16, ..., 1; consecutive threads touch consecutive words (no bank conflicts).
-    for (var o = 0u; o < OUTS; o++) {
-        partial[o * WG + lid] = acc[o];
-    }
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (lid < s) {
-            for (var o = 0u; o < OUTS; o++) {
-                partial[o * WG + lid] += partial[o * WG + lid + s];
-            }
-        }
-        workgroupBarrier();
-    }
-    if (lid < OUTS) {
-        let r = lid / TILE;
-        let t = lid % TILE;
-        if (r0 + r < params.chunk_rows && t0 + t < n_tokens) {
-            y[(t0 + t) * params.n + params.first_row + r0 + r] = partial[lid * WG];
-        }
+// Stores output `o` (= r * TILE + t) of the workgroup, the sum of its 64 partial sums.
+fn store(wg: vec3<u32>, o: u32, value: f32) {
+    let n_tokens = min(step.n_tokens, params.max_tokens);
+    let r = o / TILE;
+    let t = o % TILE;
+    let r0 = (wg.y * params.grid_x + wg.x) * ROWS;
+    let t0 = wg.z * TILE;
+    if (r0 + r < params.chunk_rows && t0 + t < n_tokens) {
+        y[(t0 + t) * params.n + params.first_row + r0 + r] = value;
     }
 }
+
+// The cooperative entry point `main`: the 64 partial sums of every output meet along a
+// binary tree of depth 6, through workgroup memory alone (`tree`) or through subgroup
+// shuffles and then workgroup memory (`subgroup`).
+//!include "matmul/reduce_{{REDUCE}}.wgsl"
 
 @compute @workgroup_size(64, 1, 1)
 fn rowwise(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {

@@ -52,6 +52,41 @@ fn matmul_matches_cpu_for_every_type() {
     });
 }
 
+/// Both ways the cooperative matmul adds its partial sums (subgroup shuffles where the
+/// adapter has subgroups, the workgroup-memory tree everywhere) give the CPU's products within
+/// the same bound: decode and prefill, whole and chunked weights, a K-quant and a legacy type.
+#[test]
+fn both_reductions_match_cpu() {
+    use voyager_runtime::gpu::kernels::matmul::{MatmulKernel, Reduction};
+    let ctx = context();
+    let mut reductions = vec![Reduction::Tree];
+    if Reduction::for_device(&ctx) == Reduction::Subgroup {
+        reductions.push(Reduction::Subgroup);
+    } else {
+        eprintln!("this adapter has no usable subgroups: the tree alone is checked");
+    }
+    for reduction in reductions {
+        let mut kernels = Kernels::with_strategy(&ctx, Strategy::Cooperative).unwrap();
+        kernels.matmul =
+            MatmulKernel::with_reduction(&ctx, Strategy::Cooperative, reduction).unwrap();
+        assert_eq!(kernels.matmul.reduction(), reduction);
+        let mut rng = XorShift::new(0x5eed_5e6d);
+        let mut table = Vec::new();
+        for ty in [GgmlType::Q4_K, GgmlType::Q4_0, GgmlType::F32] {
+            let block = (ty.block_len() as usize).max(8);
+            for (shape, chunks) in [
+                ((3 * block + (block == 8) as usize, 37, 1), None),
+                ((2 * block, 65, 9), Some(20)),
+            ] {
+                table.push(
+                    cases::matmul(&mut rng, ty, shape, chunks, Strategy::Cooperative).unwrap(),
+                );
+            }
+        }
+        check_all(&ctx, &kernels, &table);
+    }
+}
+
 #[test]
 fn embedding_matches_cpu_for_every_type() {
     let ctx = context();

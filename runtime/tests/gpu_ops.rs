@@ -205,3 +205,80 @@ fn device_uses_adapter_limits() {
     assert!(!ctx.backend().is_empty());
     assert_eq!(ctx.device().features(), ctx.features());
 }
+
+/// The bandwidth kernel copies exactly the bytes it was bound for (odd element counts, the
+/// rest of `dst` left as it was), and its measurement reports what it moved.
+#[test]
+fn copy_kernel_matches_cpu_and_measures() {
+    use voyager_runtime::gpu::kernels::copy::{copy_ref, CopyKernel};
+    let ctx = context();
+    let kernel = CopyKernel::new(&ctx).unwrap();
+    let mut rng = XorShift::new(0x5eed_c0b1);
+    let usage =
+        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+    for elements in [1u64, 7, 255, 257, 4097] {
+        let bytes = 16 * elements;
+        let data: Vec<u8> = (0..bytes).map(|_| rng.next_u64() as u8).collect();
+        let src = ctx.create_buffer_init("src", &data, usage).unwrap();
+        // Poisoned destination, one element longer than the copy.
+        let dst = ctx
+            .create_buffer_init("dst", &vec![0xa5; (bytes + 16) as usize], usage)
+            .unwrap();
+        let binding = kernel.bind(&ctx, &src, &dst, bytes).unwrap();
+        let mut encoder = ctx.device().create_command_encoder(&Default::default());
+        {
+            let mut pass = voyager_runtime::gpu::counters::begin_pass(&mut encoder, "copy");
+            kernel.encode(&mut pass, &binding);
+        }
+        ctx.submit([encoder.finish()]);
+        let got = ctx.read_bytes(&dst, 0, bytes + 16).unwrap();
+        assert_eq!(
+            got[..bytes as usize],
+            copy_ref(&data)[..],
+            "{elements} elements"
+        );
+        assert!(
+            got[bytes as usize..].iter().all(|&b| b == 0xa5),
+            "wrote past the end"
+        );
+    }
+    let err = kernel
+        .bind(
+            &ctx,
+            &ctx.create_buffer("s", 64, usage).unwrap(),
+            &ctx.create_buffer("d", 64, usage).unwrap(),
+            20,
+        )
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("multiple of 16"), "{err}");
+
+    let live = ctx.memory_stats().live_bytes;
+    let bw = kernel.measure(&ctx, 1 << 20, 2, 1).unwrap();
+    assert_eq!(bw.bytes_per_copy, 2 << 20, "read once and written once");
+    assert!(bw.seconds_per_copy > 0.0 && bw.bytes_per_second.is_finite());
+    assert_eq!(ctx.memory_stats().live_bytes, live, "its buffers are freed");
+}
+
+/// The arithmetic-rate kernel computes its chains as the CPU does (odd thread counts; fused
+/// multiply-adds converge to a fixed point, so rounding differences stay at a few ulps), and
+/// its measurement reports a rate.
+#[test]
+fn fma_kernel_matches_cpu_and_measures() {
+    use voyager_runtime::gpu::kernels::fma::{fma_ref, FmaKernel};
+    let ctx = context();
+    let kernel = FmaKernel::new(&ctx).unwrap();
+    let (b, c) = FmaKernel::factors();
+    for (threads, iters) in [(1u32, 0u32), (7, 3), (300, 50), (1029, 200)] {
+        let (got, _) = kernel.run(&ctx, threads, iters).unwrap();
+        for (i, g) in got.iter().enumerate() {
+            let want = fma_ref(i as u32, iters, b, c);
+            assert!(
+                (g - want).abs() <= 1e-5 * want.abs(),
+                "thread {i} of {threads}, {iters} iterations: {g} vs {want}"
+            );
+        }
+    }
+    let rate = kernel.measure(&ctx, 512, 16, 1).unwrap();
+    assert!(rate.flops_per_second > 0.0 && rate.flops_per_second.is_finite());
+}

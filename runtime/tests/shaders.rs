@@ -12,7 +12,9 @@ use std::process::Command;
 
 use naga::back::{hlsl, msl, spv};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
-use voyager_runtime::gpu::shaders::{self, KV_SNIPPETS, QUANT_SNIPPETS, SHADERS, TEMPLATES};
+use voyager_runtime::gpu::shaders::{
+    self, KV_SNIPPETS, MATMUL_SNIPPETS, QUANT_SNIPPETS, SHADERS, TEMPLATES,
+};
 
 fn shaders_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shaders")
@@ -218,11 +220,15 @@ fn every_assembled_variant_translates_for_every_backend() {
     }
 }
 
-/// Every file in `shaders/quant/` and `shaders/kv/` is registered with its content, and
+/// Every file in `shaders/quant/`, `shaders/kv/` and `shaders/matmul/` is registered with its content, and
 /// included by at least one assembled variant (so validated through it).
 #[test]
 fn every_snippet_is_registered_and_used() {
-    for (sub, registry) in [("quant", QUANT_SNIPPETS), ("kv", KV_SNIPPETS)] {
+    for (sub, registry) in [
+        ("quant", QUANT_SNIPPETS),
+        ("kv", KV_SNIPPETS),
+        ("matmul", MATMUL_SNIPPETS),
+    ] {
         check_snippets(sub, registry);
     }
 }

@@ -12,6 +12,29 @@ pub struct ModelArgs {
     /// Model: a GGUF path or a catalog name (pulled on first use).
     #[arg(short, long)]
     pub model: String,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// The flags of [`ModelArgs`] are read through it as if they were its own.
+impl std::ops::Deref for ModelArgs {
+    type Target = EngineArgs;
+
+    fn deref(&self) -> &EngineArgs {
+        &self.engine
+    }
+}
+
+impl std::ops::DerefMut for ModelArgs {
+    fn deref_mut(&mut self) -> &mut EngineArgs {
+        &mut self.engine
+    }
+}
+
+/// How to load a model: context, KV cache and memory budget (every flag of [`ModelArgs`] but
+/// the model; `voyager bench` pairs these with `--synthetic`).
+#[derive(clap::Args, Debug, Default)]
+pub struct EngineArgs {
     /// Attention span in tokens, sinks included (the window is N minus --sinks).
     /// Default: the largest that fits --mem-budget, else the model's context capped at 4096.
     #[arg(short = 'c', long = "ctx-size", value_name = "N")]
@@ -78,7 +101,7 @@ fn message(e: voyager_runtime::Error) -> String {
     e.detail()
 }
 
-impl ModelArgs {
+impl EngineArgs {
     /// Whether any flag about memory or the KV cache was given (`voyager info` then plans).
     pub fn has_memory_flags(&self) -> bool {
         self.mem_budget.is_some()
@@ -198,15 +221,14 @@ impl SamplingArgs {
 mod tests {
     use super::*;
 
-    fn args(c: Option<usize>, window: Option<u32>, sinks: Option<u32>) -> ModelArgs {
-        ModelArgs {
-            model: "m".into(),
+    fn args(c: Option<usize>, window: Option<u32>, sinks: Option<u32>) -> EngineArgs {
+        EngineArgs {
             ctx_size: c,
             window,
             sinks,
             batch_size: 32,
             sessions: 1,
-            ..ModelArgs::default()
+            ..EngineArgs::default()
         }
     }
 
@@ -243,7 +265,7 @@ mod tests {
 
     #[test]
     fn cache_flags_reach_the_options() {
-        let a = ModelArgs {
+        let a = EngineArgs {
             cache_type_k: Some(KvType::Q8),
             cache_type_v: Some(KvType::F16),
             mem_budget: Some(300 << 20),

@@ -1,5 +1,6 @@
 //! Loading an engine with a progress bar.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -17,14 +18,19 @@ pub fn engine(args: &ModelArgs, scoring: bool) -> Result<Arc<Engine>> {
         ..args.engine_options()?
     };
     let path = crate::model_arg::resolve(&args.model)?;
+    engine_at(&path, &args.model, &options)
+}
+
+/// Loads the GGUF at `path` (called `name` in messages) with `options`, with a progress bar.
+pub fn engine_at(path: &Path, name: &str, options: &EngineOptions) -> Result<Arc<Engine>> {
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("loading {msg} [{bar:30}] {bytes}/{total_bytes}")
             .expect("valid template")
             .progress_chars("=> "),
     );
-    bar.set_message(args.model.clone());
-    let engine = Engine::load(&path, &options, &mut |p| {
+    bar.set_message(name.to_string());
+    let engine = Engine::load(path, options, &mut |p| {
         bar.set_length(p.total);
         bar.set_position(p.done);
     });
@@ -33,7 +39,7 @@ pub fn engine(args: &ModelArgs, scoring: bool) -> Result<Arc<Engine>> {
     let kv = engine.kv_config();
     log::info!(
         "{} on {} ({}), window {} + {} sinks, cache K {} V {}, device memory {}",
-        args.model,
+        name,
         engine.gpu().adapter_name(),
         engine.gpu().backend(),
         kv.window,

@@ -4,6 +4,18 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// A bar of bytes done out of a total, labelled `what`, on stderr.
+pub fn bytes_bar(what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
 /// Shows a model pull: a spinner for each stage, a byte bar while the file is assembled.
 pub struct PullProgress {
     bar: ProgressBar,

@@ -547,3 +547,67 @@ fn selfcheck_passes_on_this_device() {
     assert!(cases.len() > 40, "{} cases", cases.len());
     assert!(stderr.contains("agree with their CPU twins"), "{stderr}");
 }
+
+/// `bench --synthetic` writes a model of the named shape, runs it, and reports what a decode
+/// step reads (the shape's every weight: its embedding is tied, so the head reads it whole)
+/// and what the host does per token: one submit, two passes, nothing created, only the logits
+/// read back. A bad spec is one error line.
+#[test]
+fn bench_synthetic_reports_bytes_and_host_work_per_token() {
+    let (ok, stdout, stderr) = run(&[
+        "bench",
+        "--synthetic",
+        "tiny:q4_0",
+        "-p",
+        "40",
+        "-n",
+        "3",
+        "-r",
+        "1",
+        "--copy-mib",
+        "1",
+        "--json",
+    ]);
+    assert!(ok, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let shape = voyager_runtime::gguf::shapes::parse("tiny:q4_0").unwrap();
+    assert_eq!(v["model"], "tiny:q4_0");
+    assert_eq!(v["decode_weight_bytes_per_token"], shape.weight_bytes());
+    assert!(v["decode_kv_bytes_per_token"].as_u64().unwrap() > 0, "{v}");
+    for key in [
+        "decode_tokens_per_second",
+        "copy_bytes_per_second",
+        "fma_flops_per_second",
+        "decode_fraction_of_bandwidth",
+        "prefill_fraction_of_fma_peak",
+    ] {
+        let x = v[key].as_f64().unwrap_or(-1.0);
+        assert!(x > 0.0 && x.is_finite(), "{key}: {v}");
+    }
+    let host = &v["host_per_decode_token"];
+    assert_eq!(host["submits"], 1.0, "{host}");
+    assert_eq!(host["passes"], 2.0, "{host}");
+    assert_eq!(host["buffers_created"], 0.0, "{host}");
+    assert_eq!(host["bind_groups_created"], 0.0, "{host}");
+    let vocab = shape.vocab_size() as f64;
+    assert_eq!(host["readback_bytes"], 4.0 * vocab, "{host}");
+    assert!(host["dispatches"].as_f64().unwrap() > 10.0, "{host}");
+    assert!(
+        host["cpu_record_submit_us"].as_f64().unwrap() > 0.0,
+        "{host}"
+    );
+
+    assert_one_line_error(&["bench", "--synthetic", "llama-70b:q4_k"], "unknown shape");
+    assert_one_line_error(
+        &["bench", "--synthetic", "tiny:q2_k"],
+        "type the GPU cannot read",
+    );
+    let out = voyager()
+        .args(["bench", "-m", "x", "--synthetic", "tiny:q4_0"])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "-m and --synthetic together are refused"
+    );
+}

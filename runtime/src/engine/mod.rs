@@ -18,6 +18,7 @@ pub mod sampling;
 mod session;
 pub mod session_file;
 mod stop_text;
+pub mod traffic;
 
 pub use crate::options::{EngineOptions, SelfCheck};
 pub use chat::{Chat, ContextUsage, Reply, TurnStats, ROLES};

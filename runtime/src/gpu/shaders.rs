@@ -22,6 +22,8 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("ffn_act", FFN_ACT),
     ("scale", SCALE),
     ("hadamard", HADAMARD),
+    ("copy", COPY),
+    ("fma", FMA),
 ];
 
 /// `shaders/rms_norm.wgsl`: RMS normalization of rows, optional weight.
@@ -34,6 +36,10 @@ pub const FFN_ACT: &str = include_str!("../../../shaders/ffn_act.wgsl");
 pub const SCALE: &str = include_str!("../../../shaders/scale.wgsl");
 /// `shaders/hadamard.wgsl`: in-place Walsh-Hadamard rotation of heads.
 pub const HADAMARD: &str = include_str!("../../../shaders/hadamard.wgsl");
+/// `shaders/copy.wgsl`: 16-byte element copy (the bandwidth measurement).
+pub const COPY: &str = include_str!("../../../shaders/copy.wgsl");
+/// `shaders/fma.wgsl`: chains of f32 multiply-adds (the arithmetic-rate measurement).
+pub const FMA: &str = include_str!("../../../shaders/fma.wgsl");
 /// `shaders/kv_write.wgsl`: writes a batch's K and V into the cache, quantizing (template).
 pub const KV_WRITE_TEMPLATE: &str = include_str!("../../../shaders/kv_write.wgsl");
 /// `shaders/attention.wgsl`: GQA attention over sinks + window, prefill and split decode
@@ -136,6 +142,19 @@ pub const KV_SNIPPETS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Snippets in `shaders/matmul/`: the cooperative matmul's two ways of adding partial sums
+/// (`{{REDUCE}}` = `tree` or `subgroup`).
+pub const MATMUL_SNIPPETS: &[(&str, &str)] = &[
+    (
+        "matmul/reduce_tree.wgsl",
+        include_str!("../../../shaders/matmul/reduce_tree.wgsl"),
+    ),
+    (
+        "matmul/reduce_subgroup.wgsl",
+        include_str!("../../../shaders/matmul/reduce_subgroup.wgsl"),
+    ),
+];
+
 /// A KV-cache kernel template with its `shaders/kv/` snippets included.
 pub fn kv_source(template: &str) -> Result<String> {
     super::preprocess::assemble(template, &[], &snippet)
@@ -176,6 +195,7 @@ pub fn snippet(path: &str) -> Option<&'static str> {
     QUANT_SNIPPETS
         .iter()
         .chain(KV_SNIPPETS)
+        .chain(MATMUL_SNIPPETS)
         .find(|(p, _)| *p == path)
         .map(|(_, s)| *s)
 }
@@ -190,15 +210,52 @@ fn unsupported(ty: GgmlType) -> crate::Error {
     crate::Error::UnsupportedModel(format!("no GPU kernel reads weights of type {ty}"))
 }
 
-/// The matmul kernel for weights of type `ty`, with `tile` tokens and `rows` rows per workgroup.
-pub fn matmul_source(ty: GgmlType, tile: u32, rows: u32) -> Result<String> {
+/// The matmul kernel for weights of type `ty`, with `tile` tokens and `rows` rows per
+/// workgroup, its cooperative entry point adding partial sums by `reduction`.
+pub fn matmul_source(ty: GgmlType, tile: u32, rows: u32, reduction: Reduction) -> Result<String> {
     let quant = quant_name(ty)?;
     let (tile, rows) = (tile.to_string(), rows.to_string());
     super::preprocess::assemble(
         MATMUL_TEMPLATE,
-        &[("QUANT", quant), ("TILE", &tile), ("ROWS", &rows)],
+        &[
+            ("QUANT", quant),
+            ("TILE", &tile),
+            ("ROWS", &rows),
+            ("REDUCE", reduction.snippet()),
+        ],
         &snippet,
     )
+}
+
+/// How the cooperative matmul adds its 64 threads' partial sums.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reduction {
+    /// Through workgroup memory, a barrier per tree level: every device.
+    Tree,
+    /// Through subgroup shuffles, then workgroup memory with one barrier: devices with
+    /// subgroups of at most 64 lanes.
+    Subgroup,
+}
+
+impl Reduction {
+    fn snippet(self) -> &'static str {
+        match self {
+            Reduction::Tree => "tree",
+            Reduction::Subgroup => "subgroup",
+        }
+    }
+
+    /// Subgroups where the device has them in sizes that divide the 64-thread workgroup,
+    /// unless `VOYAGER_SUBGROUPS=0` (to measure without them).
+    pub fn for_device(ctx: &crate::gpu::GpuContext) -> Self {
+        let (min, max) = ctx.subgroup_sizes();
+        let usable = ctx.has_subgroups() && min >= 1 && max <= 64;
+        if usable && std::env::var("VOYAGER_SUBGROUPS").as_deref() != Ok("0") {
+            Reduction::Subgroup
+        } else {
+            Reduction::Tree
+        }
+    }
 }
 
 /// The embedding kernel for weights of type `ty`.
@@ -215,17 +272,19 @@ pub fn variants() -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for ty in GgmlType::all().filter(|t| t.runs_on_gpu()) {
         let name = quant_name(ty)?;
-        out.push((
-            format!("matmul_{name}"),
-            matmul_source(ty, PREFILL_TILE, ROWS)?,
-        ));
+        for (reduction, suffix) in [(Reduction::Tree, ""), (Reduction::Subgroup, "_sg")] {
+            out.push((
+                format!("matmul{suffix}_{name}"),
+                matmul_source(ty, PREFILL_TILE, ROWS, reduction)?,
+            ));
+            out.push((
+                format!("matvec{suffix}_{name}"),
+                matmul_source(ty, DECODE_TILE, ROWS, reduction)?,
+            ));
+        }
         out.push((
             format!("matmul_t{ROWWISE_PREFILL_TILE}_{name}"),
-            matmul_source(ty, ROWWISE_PREFILL_TILE, ROWS)?,
-        ));
-        out.push((
-            format!("matvec_{name}"),
-            matmul_source(ty, DECODE_TILE, ROWS)?,
+            matmul_source(ty, ROWWISE_PREFILL_TILE, ROWS, Reduction::Tree)?,
         ));
         out.push((format!("embedding_{name}"), embedding_source(ty)?));
     }

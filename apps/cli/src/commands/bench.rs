@@ -1,19 +1,43 @@
-//! `voyager bench -m MODEL [-p 512] [-n 128] [-r 3] [--sessions N] [--json]`
+//! `voyager bench (-m MODEL | --synthetic SHAPE:TYPE) [-p 512] [-n 128] [-r 3] [--json]`
+//!
+//! Prefill and decode speed, and what bounds them: the bytes a decode step reads against the
+//! device's copy bandwidth and the operations of a prefill token against its multiply-add
+//! peak, both measured by kernels in the same run (`--no-ceilings` skips them), and the host's
+//! work per decoded token (CPU time to record and submit, time blocked on the readback,
+//! passes, dispatches, submits, bind groups and buffers created, bytes moved).
+//!
+//! `--synthetic llama-8b:q4_k` benchmarks a model of a real shape with random weights in a
+//! real block format, written to a temporary file first (speed does not depend on the values).
 //!
 //! With `--sessions N`, N sessions of one engine run the benchmark at the same time, each on
-//! its own thread, inside one memory plan: the figures are per session and in all.
+//! its own thread, inside one memory plan: the figures are per session and in all (the host
+//! counters are then left out: they would mix the sessions).
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::json;
+use voyager_runtime::engine::EngineOptions;
+use voyager_runtime::gpu::counters::{self, Counters};
+use voyager_runtime::gpu::kernels::copy::{Bandwidth, CopyKernel};
+use voyager_runtime::gpu::kernels::fma::{FmaKernel, FmaRate};
+use voyager_runtime::Engine;
 
-use crate::args::ModelArgs;
+use crate::args::EngineArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// Model: a GGUF path or a catalog name (pulled on first use).
+    #[arg(short, long, required_unless_present = "synthetic")]
+    model: Option<String>,
+    /// Instead of a model file: a synthetic model of a real shape with random weights in
+    /// TYPE, e.g. llama-1b:q4_k, llama-3b:q4_0, llama-8b:q4_k, gemma3-1b:q4_k, llama-1b:f16
+    /// (shapes: tiny, llama-1b, llama-3b, llama-8b, gemma3-1b).
+    #[arg(long, value_name = "SHAPE:TYPE", conflicts_with = "model")]
+    synthetic: Option<String>,
     #[command(flatten)]
-    model: ModelArgs,
+    engine: EngineArgs,
     /// Prompt tokens to prefill.
     #[arg(short = 'p', long = "n-prompt", default_value_t = 512)]
     n_prompt: usize,
@@ -23,6 +47,12 @@ pub struct Args {
     /// Repetitions; the median is reported.
     #[arg(short = 'r', long = "repetitions", default_value_t = 3)]
     repetitions: usize,
+    /// Bytes each buffer of the bandwidth copy holds, in MiB (capped by one storage binding).
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    copy_mib: u64,
+    /// Skip measuring the device's copy bandwidth and multiply-add peak.
+    #[arg(long)]
+    no_ceilings: bool,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -33,49 +63,103 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// One session's medians: (prefill, decode) tokens per second.
-fn bench_session(
-    engine: &std::sync::Arc<voyager_runtime::Engine>,
-    prompt: &[u32],
-    args: &Args,
-) -> Result<(f64, f64)> {
+/// One session's results.
+struct SessionRun {
+    /// Median tokens per second.
+    prefill: f64,
+    decode: f64,
+    /// The host's work over every decode loop, and the tokens decoded.
+    counters: Counters,
+    decoded: u64,
+}
+
+fn bench_session(engine: &Arc<Engine>, prompt: &[u32], args: &Args) -> Result<SessionRun> {
     let mut session = engine.session()?;
     // Warm-up: pipelines compile on first dispatch on some drivers.
     session.feed(&prompt[..prompt.len().min(engine.batch_size())])?;
     session.reset();
     session.feed(&prompt[..1])?;
     let (mut pp, mut tg) = (Vec::new(), Vec::new());
+    let mut host = Counters::default();
     for _ in 0..args.repetitions {
         session.reset();
         let start = Instant::now();
         let mut logits = session.feed(prompt)?;
         pp.push(prompt.len() as f64 / start.elapsed().as_secs_f64());
         if args.n_gen > 0 {
+            let before = counters::snapshot();
             let start = Instant::now();
             for _ in 0..args.n_gen {
                 let next = argmax(&logits);
                 logits = session.feed(&[next])?;
             }
             tg.push(args.n_gen as f64 / start.elapsed().as_secs_f64());
+            let d = counters::snapshot().since(&before);
+            host = host + d;
         }
     }
-    let tg = if tg.is_empty() { 0.0 } else { median(tg) };
-    Ok((median(pp), tg))
+    Ok(SessionRun {
+        prefill: median(pp),
+        decode: if tg.is_empty() { 0.0 } else { median(tg) },
+        counters: host,
+        decoded: (args.n_gen * args.repetitions) as u64,
+    })
+}
+
+/// The engine to benchmark and its name: the model `-m` names, or a synthetic one written to
+/// a temporary directory that is removed when the returned guard drops.
+fn load(args: &Args) -> Result<(Arc<Engine>, String, Option<tempfile::TempDir>)> {
+    let options = EngineOptions {
+        scoring: false,
+        ..args.engine.engine_options()?
+    };
+    if let Some(spec) = &args.synthetic {
+        let shape = voyager_runtime::gguf::shapes::parse(spec)?;
+        let dir = tempfile::Builder::new()
+            .prefix("voyager-synthetic-")
+            .tempdir()
+            .context("creating a directory for the synthetic model")?;
+        let path = dir.path().join("model.gguf");
+        let bar = crate::progress::bytes_bar(&format!("writing synthetic {spec}"));
+        shape.write_file(&path, &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })?;
+        bar.finish_and_clear();
+        let engine = crate::load::engine_at(&path, spec, &options)?;
+        return Ok((engine, spec.clone(), Some(dir)));
+    }
+    let name = args.model.clone().unwrap_or_default();
+    let path = crate::model_arg::resolve(&name)?;
+    Ok((crate::load::engine_at(&path, &name, &options)?, name, None))
+}
+
+/// The device's ceilings: copy bandwidth, and the f32 multiply-add rate (its iterations sized
+/// so that one run takes about 50 ms on any device).
+fn ceilings(engine: &Engine, copy_mib: u64) -> Result<(Bandwidth, FmaRate)> {
+    let gpu = engine.gpu();
+    let copy = CopyKernel::new(gpu)?.measure(gpu, copy_mib << 20, 4, 5)?;
+    let fma = FmaKernel::new(gpu)?;
+    let threads = 1 << 20;
+    let probe = fma.measure(gpu, threads, 64, 1)?;
+    let flops_per_iter = 2.0 * 32.0 * f64::from(threads);
+    let iters = (0.05 * probe.flops_per_second / flops_per_iter).clamp(64.0, 65_536.0) as u32;
+    Ok((copy, fma.measure(gpu, threads, iters, 3)?))
 }
 
 pub fn run(args: Args) -> Result<()> {
     if args.n_prompt == 0 || args.repetitions == 0 {
         bail!("-p and -r must be at least 1");
     }
-    let engine = crate::load::engine(&args.model, false)?;
+    let (engine, name, _synthetic) = load(&args)?;
     let vocab = engine.model().config.vocab_size as u32;
     // A fixed, varied prompt: ids spread over the vocabulary, no special meaning needed. A
     // prompt longer than the span streams through the window.
     let prompt: Vec<u32> = (0..args.n_prompt as u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) % vocab)
         .collect();
-    let n = args.model.sessions as usize;
-    let results: Vec<(f64, f64)> = std::thread::scope(|scope| {
+    let n = args.engine.sessions as usize;
+    let results: Vec<SessionRun> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..n)
             .map(|_| scope.spawn(|| bench_session(&engine, &prompt, &args)))
             .collect();
@@ -87,14 +171,44 @@ pub fn run(args: Args) -> Result<()> {
             })
             .collect::<Result<Vec<_>>>()
     })?;
-    let pp = results.iter().map(|r| r.0).sum::<f64>() / n as f64;
-    let tg = results.iter().map(|r| r.1).sum::<f64>() / n as f64;
+    let pp = results.iter().map(|r| r.prefill).sum::<f64>() / n as f64;
+    let tg = results.iter().map(|r| r.decode).sum::<f64>() / n as f64;
+    let ceilings = if args.no_ceilings {
+        None
+    } else {
+        Some(ceilings(&engine, args.copy_mib)?)
+    };
+
+    // What a step moves: decode at the middle of the generated span, prefill at the middle of
+    // the prompt.
+    let depth = (args.n_prompt + args.n_gen / 2) as u64;
+    let bytes = engine.decode_bytes(depth)?;
+    let decode_bytes_per_second = bytes.total() as f64 * tg;
+    let flops = engine.token_flops(args.n_prompt as u64 / 2, false)?;
+    let prefill_flops_per_second = flops as f64 * pp;
+    let host = (n == 1).then(|| {
+        let r = &results[0];
+        let per = |v: u64| v as f64 / r.decoded.max(1) as f64;
+        json!({
+            "cpu_record_submit_us": per(r.counters.record_ns) / 1e3,
+            "map_wait_us": per(r.counters.map_wait_ns) / 1e3,
+            "passes": per(r.counters.passes),
+            "dispatches": per(r.counters.dispatches),
+            "submits": per(r.counters.submits),
+            "bind_groups_created": per(r.counters.bind_groups),
+            "buffers_created": per(r.counters.buffers),
+            "upload_bytes": per(r.counters.upload_bytes),
+            "readback_bytes": per(r.counters.readback_bytes),
+        })
+    });
     let gpu = engine.gpu();
     if args.json {
         let v = json!({
-            "model": args.model.model,
+            "model": name,
+            "synthetic": args.synthetic.is_some(),
             "adapter": gpu.adapter_name(),
             "backend": gpu.backend(),
+            "driver": gpu.adapter_info().driver_info,
             "n_prompt": args.n_prompt,
             "n_gen": args.n_gen,
             "repetitions": args.repetitions,
@@ -104,24 +218,71 @@ pub fn run(args: Args) -> Result<()> {
             "decode_tokens_per_second_all_sessions": tg * n as f64,
             "batch": engine.batch_size(),
             "memory_plan": engine.memory_plan().total(),
+            "decode_bytes_per_token": bytes.total(),
+            "decode_weight_bytes_per_token": bytes.weights,
+            "decode_kv_bytes_per_token": bytes.kv,
+            "decode_bytes_per_second": decode_bytes_per_second,
+            "copy_bytes_per_second": ceilings.map(|c| c.0.bytes_per_second),
+            "decode_fraction_of_bandwidth": ceilings.map(|c| decode_bytes_per_second * n as f64 / c.0.bytes_per_second),
+            "prefill_flops_per_token": flops,
+            "prefill_flops_per_second": prefill_flops_per_second,
+            "fma_flops_per_second": ceilings.map(|c| c.1.flops_per_second),
+            "prefill_fraction_of_fma_peak": ceilings.map(|c| prefill_flops_per_second * n as f64 / c.1.flops_per_second),
+            "host_per_decode_token": host,
         });
         crate::outln!("{v}");
+        return Ok(());
+    }
+    crate::outln!("adapter  {} ({})", gpu.adapter_name(), gpu.backend());
+    let each = if n > 1 {
+        format!(" per session, {n} sessions at once")
     } else {
-        crate::outln!("adapter  {} ({})", gpu.adapter_name(), gpu.backend());
-        let each = if n > 1 {
-            format!(" per session, {n} sessions at once")
-        } else {
-            String::new()
-        };
+        String::new()
+    };
+    crate::outln!(
+        "prefill  {pp:.1} tokens/s{each} ({} tokens, batch {})",
+        args.n_prompt,
+        engine.batch_size()
+    );
+    crate::outln!("decode   {tg:.1} tokens/s{each} ({} tokens)", args.n_gen);
+    if n > 1 {
+        crate::outln!("decode   {:.1} tokens/s in all", tg * n as f64);
+    }
+    let gb = |b: f64| b / 1e9;
+    crate::outln!(
+        "reads    {:.1} MB per decoded token ({:.1} MB weights, {:.1} MB cache): {:.2} GB/s",
+        bytes.total() as f64 / 1e6,
+        bytes.weights as f64 / 1e6,
+        bytes.kv as f64 / 1e6,
+        gb(decode_bytes_per_second * n as f64)
+    );
+    if let Some((copy, fma)) = ceilings {
         crate::outln!(
-            "prefill  {pp:.1} tokens/s{each} ({} tokens, batch {})",
-            args.n_prompt,
-            engine.batch_size()
+            "ceiling  copy {:.2} GB/s: decode at {:.1}% of it; f32 FMA {:.1} GFLOP/s: prefill \
+             at {:.1}% of it ({:.2} GFLOP/s)",
+            gb(copy.bytes_per_second),
+            100.0 * decode_bytes_per_second * n as f64 / copy.bytes_per_second,
+            gb(fma.flops_per_second),
+            100.0 * prefill_flops_per_second * n as f64 / fma.flops_per_second,
+            gb(prefill_flops_per_second * n as f64)
         );
-        crate::outln!("decode   {tg:.1} tokens/s{each} ({} tokens)", args.n_gen);
-        if n > 1 {
-            crate::outln!("decode   {:.1} tokens/s in all", tg * n as f64);
-        }
+    }
+    if let Some(h) = host {
+        let f = |k: &str| h[k].as_f64().unwrap_or(0.0);
+        crate::outln!(
+            "host     per decoded token: {:.0} µs CPU to record and submit, {:.0} µs waiting \
+             for the readback; {:.0} passes, {:.0} dispatches, {:.0} submits, {:.0} bind \
+             groups and {:.0} buffers created, {:.0} B uploaded, {:.0} B read back",
+            f("cpu_record_submit_us"),
+            f("map_wait_us"),
+            f("passes"),
+            f("dispatches"),
+            f("submits"),
+            f("bind_groups_created"),
+            f("buffers_created"),
+            f("upload_bytes"),
+            f("readback_bytes")
+        );
     }
     Ok(())
 }

@@ -35,6 +35,7 @@ pub fn prefill_tile(strategy: Strategy) -> u32 {
 pub const WORKGROUP_SIZE: u32 = 64;
 
 pub use crate::gpu::kernels::strategy::Strategy;
+pub use crate::gpu::shaders::Reduction;
 
 /// Rows one workgroup covers.
 fn rows_per_workgroup(strategy: Strategy) -> u32 {
@@ -157,6 +158,7 @@ struct Pipelines {
 pub struct MatmulKernel {
     device: wgpu::Device,
     strategy: Strategy,
+    reduction: Reduction,
     max_groups_per_dim: u32,
     layout: wgpu::BindGroupLayout,
     pipelines: Mutex<HashMap<GgmlType, Pipelines>>,
@@ -189,13 +191,39 @@ impl MatmulKernel {
         Self::with_strategy(ctx, Strategy::for_device(ctx))
     }
 
-    /// The kernel with a chosen [`Strategy`] (tests run both on any device).
+    /// The kernel with a chosen [`Strategy`] (tests run both on any device), adding partial
+    /// sums through subgroups where the device allows ([`Reduction::for_device`]).
     pub fn with_strategy(ctx: &GpuContext, strategy: Strategy) -> Result<Self> {
+        let reduction = match strategy {
+            Strategy::Cooperative => Reduction::for_device(ctx),
+            Strategy::RowPerThread => Reduction::Tree,
+        };
+        Self::with_reduction(ctx, strategy, reduction)
+    }
+
+    /// The kernel with a chosen [`Strategy`] and [`Reduction`] (tests check the tree
+    /// fallback on devices that have subgroups). A subgroup reduction needs a device with
+    /// subgroups of at most 64 lanes.
+    pub fn with_reduction(
+        ctx: &GpuContext,
+        strategy: Strategy,
+        reduction: Reduction,
+    ) -> Result<Self> {
+        if reduction == Reduction::Subgroup && ctx.subgroup_sizes().1 > 64 {
+            return Err(Error::Gpu(format!(
+                "subgroups of up to {} lanes do not divide the matmul's 64-thread workgroup",
+                ctx.subgroup_sizes().1
+            )));
+        }
+        if reduction == Reduction::Subgroup && !ctx.has_subgroups() {
+            return Err(Error::Gpu("this device has no subgroup operations".into()));
+        }
         let device = ctx.device().clone();
         let layout = weight_kernel_layout(&device, "matmul");
         Ok(Self {
             device,
             strategy,
+            reduction,
             max_groups_per_dim: ctx.limits().max_compute_workgroups_per_dimension,
             layout,
             pipelines: Mutex::new(HashMap::new()),
@@ -216,19 +244,24 @@ impl MatmulKernel {
                 &self.device,
                 &format!("matvec_{name}"),
                 &self.layout,
-                &shaders::matmul_source(ty, DECODE_TILE, ROWS)?,
+                &shaders::matmul_source(ty, DECODE_TILE, ROWS, self.reduction)?,
                 entry,
             )?,
             prefill: pipeline::build_one(
                 &self.device,
                 &format!("matmul_{name}"),
                 &self.layout,
-                &shaders::matmul_source(ty, prefill_tile(self.strategy), ROWS)?,
+                &shaders::matmul_source(ty, prefill_tile(self.strategy), ROWS, self.reduction)?,
                 entry,
             )?,
         };
         cache.insert(ty, p.clone());
         Ok(p)
+    }
+
+    /// How the cooperative entry point adds partial sums.
+    pub fn reduction(&self) -> Reduction {
+        self.reduction
     }
 
     /// Builds the pipelines for weights of type `ty` now rather than at their first bind.
@@ -287,6 +320,7 @@ impl MatmulKernel {
                 _pad: 0,
             };
             let params = step::uniform(ctx, "matmul params", &params)?;
+            crate::gpu::counters::bind_group_created();
             let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("matmul"),
                 layout: &self.layout,
@@ -356,7 +390,7 @@ impl MatmulKernel {
         pass.set_pipeline(pipeline);
         for chunk in &binding.chunks {
             pass.set_bind_group(0, &chunk.bind_group, &[]);
-            pass.dispatch_workgroups(chunk.grid.0, chunk.grid.1, tiles);
+            crate::gpu::counters::dispatch(pass, chunk.grid.0, chunk.grid.1, tiles);
         }
         Ok(())
     }

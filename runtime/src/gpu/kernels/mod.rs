@@ -5,8 +5,10 @@
 
 pub mod add;
 pub mod attention;
+pub mod copy;
 pub mod embedding;
 pub mod ffn_act;
+pub mod fma;
 pub mod hadamard;
 pub mod kv_cache;
 pub mod kv_score;
