@@ -566,6 +566,8 @@ fn bench_synthetic_reports_bytes_and_host_work_per_token() {
         "1",
         "--copy-mib",
         "1",
+        "--profile",
+        "2",
         "--json",
     ]);
     assert!(ok, "{stderr}");
@@ -595,6 +597,21 @@ fn bench_synthetic_reports_bytes_and_host_work_per_token() {
     assert!(
         host["cpu_record_submit_us"].as_f64().unwrap() > 0.0,
         "{host}"
+    );
+
+    // The GPU profile: every op of a step timed, by kind, one projection of each layer.
+    let profile = &v["gpu_profile"];
+    let ops = profile["ops"].as_array().unwrap();
+    let find = |op: &str, on: &str| ops.iter().find(|r| r["op"] == op && r["on"] == on);
+    let attn_q = find("matmul", "attn_q").expect("attn_q is profiled");
+    assert_eq!(attn_q["count"], 2, "one per layer: {attn_q}");
+    assert!(attn_q["gb_per_s"].as_f64().unwrap() > 0.0, "{attn_q}");
+    assert!(find("attention", "").is_some(), "{profile}");
+    let sum: f64 = ops.iter().map(|r| r["us"].as_f64().unwrap()).sum();
+    let step = profile["step_us"].as_f64().unwrap();
+    assert!(
+        step > 0.0 && (sum - step).abs() <= 1e-6 * step,
+        "{sum} vs {step}"
     );
 
     assert_one_line_error(&["bench", "--synthetic", "llama-70b:q4_k"], "unknown shape");

@@ -19,6 +19,48 @@ struct HeadAll {
     staging: GpuBuffer,
 }
 
+/// The GPU time of one op of a profiled step ([`crate::Session::feed_profiled`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OpTime {
+    /// The kernel (`matmul`, `attention`, ...).
+    pub op: &'static str,
+    /// What it worked on (a weight's name), when it says.
+    pub on: String,
+    /// Nanoseconds between the timestamps written before and after its dispatches.
+    pub ns: f64,
+}
+
+/// Timestamp queries for profiled steps, built on first use.
+struct Stamps {
+    set: wgpu::QuerySet,
+    capacity: u32,
+    resolve: GpuBuffer,
+    staging: GpuBuffer,
+}
+
+/// The timestamps of the step being recorded: the next free query, and for each op the
+/// queries written before and after it.
+struct Stamping<'a> {
+    set: &'a wgpu::QuerySet,
+    capacity: u32,
+    next: u32,
+    ops: Vec<(u32, u32, &'static str, String)>,
+}
+
+impl Stamping<'_> {
+    fn write(&mut self, pass: &mut wgpu::ComputePass<'_>) -> Result<u32> {
+        if self.next >= self.capacity {
+            return Err(Error::Gpu(format!(
+                "a profiled step needs more than {} timestamps",
+                self.capacity
+            )));
+        }
+        pass.write_timestamp(self.set, self.next);
+        self.next += 1;
+        Ok(self.next - 1)
+    }
+}
+
 /// A session's bound forward pass.
 pub(crate) struct Graph {
     pub scratch: Scratch,
@@ -35,6 +77,8 @@ pub(crate) struct Graph {
     slots_current: bool,
     /// Where a step's slot scores are read back (importance policy only).
     score_staging: Option<GpuBuffer>,
+    /// Timestamp queries of profiled steps.
+    stamps: Option<Stamps>,
 }
 
 /// Bytes of the staging buffer a session reads its slot scores back through (0 under the
@@ -93,6 +137,7 @@ impl Graph {
             slots,
             slots_current: true,
             score_staging,
+            stamps: None,
         })
     }
 
@@ -257,6 +302,76 @@ impl Graph {
         pos: u32,
         which: Logits,
     ) -> Result<Vec<f32>> {
+        self.step_with(engine, ids, pos, which, false)
+            .map(|(logits, _)| logits)
+    }
+
+    /// [`Graph::step`] of the last token's logits with a GPU timestamp written before and
+    /// after every op, and the time of each (on devices with timestamps inside passes).
+    pub fn step_profiled(
+        &mut self,
+        engine: &Engine,
+        ids: &[u32],
+        pos: u32,
+    ) -> Result<(Vec<f32>, Vec<OpTime>)> {
+        let ctx = &engine.gpu;
+        if !ctx.has_timestamps() {
+            return Err(Error::Gpu(format!(
+                "{} cannot write timestamps inside compute passes, so it cannot be profiled",
+                ctx.adapter_name()
+            )));
+        }
+        if self.stamps.is_none() {
+            // Two per op is more than enough: one before each pass, one after each op.
+            let capacity = (2 * (self.body.len() + self.head_last.len()) as u32)
+                .min(wgpu::QUERY_SET_MAX_QUERIES);
+            let set = ctx.device().create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("profile"),
+                ty: wgpu::QueryType::Timestamp,
+                count: capacity,
+            });
+            let bytes = 8 * u64::from(capacity);
+            self.stamps = Some(Stamps {
+                set,
+                capacity,
+                resolve: ctx.create_buffer(
+                    "profile timestamps",
+                    bytes,
+                    wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                )?,
+                staging: ctx.create_buffer(
+                    "profile timestamps staging",
+                    bytes,
+                    wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                )?,
+            });
+        }
+        let (logits, ops) = self.step_with(engine, ids, pos, Logits::Last, true)?;
+        let stamps = self.stamps.as_ref().expect("built above");
+        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&ctx.map_read(&stamps.staging)?);
+        let period = f64::from(ctx.queue().get_timestamp_period());
+        let times = ops
+            .into_iter()
+            .map(|(before, after, op, on)| OpTime {
+                op,
+                on,
+                ns: ticks[after as usize].saturating_sub(ticks[before as usize]) as f64 * period,
+            })
+            .collect();
+        Ok((logits, times))
+    }
+
+    /// The step, with timestamps around every op when `profiled` (the stamps built); returns
+    /// the logits and which queries bracket each op.
+    #[allow(clippy::type_complexity)]
+    fn step_with(
+        &mut self,
+        engine: &Engine,
+        ids: &[u32],
+        pos: u32,
+        which: Logits,
+        profiled: bool,
+    ) -> Result<(Vec<f32>, Vec<(u32, u32, &'static str, String)>)> {
         let n = ids.len() as u32;
         if n == 0 || n > self.scratch.max_tokens {
             return Err(Error::InvalidArgument(format!(
@@ -289,10 +404,26 @@ impl Graph {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("forward"),
             });
+        let mut stamping = match (&self.stamps, profiled) {
+            (Some(s), true) => Some(Stamping {
+                set: &s.set,
+                capacity: s.capacity,
+                next: 0,
+                ops: Vec::new(),
+            }),
+            _ => None,
+        };
         if std::env::var_os("VOYAGER_PROFILE").is_some() {
             profile(ctx, kernels, &self.body, info)?;
         } else {
-            record(&mut encoder, kernels, "body", &self.body, info)?;
+            record(
+                &mut encoder,
+                kernels,
+                "body",
+                &self.body,
+                info,
+                stamping.as_mut(),
+            )?;
         }
         let row = cfg.n_embd as u64 * 4;
         let vocab_bytes = cfg.vocab_size as u64 * 4;
@@ -303,7 +434,14 @@ impl Graph {
                     n_tokens: 1,
                     n_kv: 1,
                 };
-                record(&mut encoder, kernels, "head", &self.head_last, one)?;
+                record(
+                    &mut encoder,
+                    kernels,
+                    "head",
+                    &self.head_last,
+                    one,
+                    stamping.as_mut(),
+                )?;
                 encoder.copy_buffer_to_buffer(&s.logits_last, 0, &s.staging_last, 0, vocab_bytes);
                 (&s.staging_last, cfg.vocab_size)
             }
@@ -312,18 +450,26 @@ impl Graph {
                     .head_all
                     .as_ref()
                     .ok_or_else(|| Error::Gpu("the all-rows head was not built".into()))?;
-                record(&mut encoder, kernels, "head", &head.ops, info)?;
+                record(&mut encoder, kernels, "head", &head.ops, info, None)?;
                 let bytes = u64::from(n) * vocab_bytes;
                 encoder.copy_buffer_to_buffer(&head.logits, 0, &head.staging, 0, bytes);
                 (&head.staging, n as usize * cfg.vocab_size)
             }
         };
         self.copy_scores(&mut encoder);
+        let ops = match (stamping, &self.stamps) {
+            (Some(st), Some(s)) => {
+                encoder.resolve_query_set(&s.set, 0..st.next, &s.resolve, 0);
+                encoder.copy_buffer_to_buffer(&s.resolve, 0, &s.staging, 0, 8 * u64::from(st.next));
+                st.ops
+            }
+            _ => Vec::new(),
+        };
         ctx.submit([encoder.finish()]);
         crate::gpu::counters::step_recorded(started.elapsed());
         let logits = ctx.map_read_f32(staging, floats)?;
         self.read_scores(engine)?;
-        Ok(logits)
+        Ok((logits, ops))
     }
 }
 
@@ -336,16 +482,28 @@ fn layer_layouts(engine: &Engine) -> Result<Vec<LayerLayout>> {
     )
 }
 
+/// Records `ops` into one compute pass; with `stamping`, a timestamp before the first op and
+/// after each.
 fn record(
     encoder: &mut wgpu::CommandEncoder,
     kernels: &Kernels,
     label: &str,
     ops: &[Op],
     info: StepInfo,
+    mut stamping: Option<&mut Stamping<'_>>,
 ) -> Result<()> {
     let mut pass = crate::gpu::counters::begin_pass(encoder, label);
+    let mut last = match stamping.as_deref_mut() {
+        Some(s) => s.write(&mut pass)?,
+        None => 0,
+    };
     for op in ops {
         op.record(kernels, &mut pass, info)?;
+        if let Some(s) = stamping.as_deref_mut() {
+            let now = s.write(&mut pass)?;
+            s.ops.push((last, now, op.label, op.detail.clone()));
+            last = now;
+        }
     }
     Ok(())
 }
@@ -373,6 +531,7 @@ fn profile(
             op.label,
             std::slice::from_ref(op),
             info,
+            None,
         )?;
         ctx.submit([encoder.finish()]);
         ctx.device()

@@ -22,6 +22,7 @@ pub mod traffic;
 
 pub use crate::options::{EngineOptions, SelfCheck};
 pub use chat::{Chat, ContextUsage, Reply, TurnStats, ROLES};
+pub use graph::OpTime;
 pub use load::{Engine, LoadProgress};
 pub use session::{
     CancelToken, GenerateOptions, Generation, Piece, Prompt, Session, StopReason, TokenLogprob,

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::engine::graph::{Graph, Logits};
+use crate::engine::graph::{Graph, Logits, OpTime};
 use crate::engine::sampling::{Sampler, SamplingParams};
 use crate::engine::stop_text::StopText;
 use crate::engine::Engine;
@@ -397,6 +397,21 @@ impl Session {
     pub fn feed(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
         self.feed_until(tokens, None)?
             .ok_or_else(|| Error::Gpu("a prefill without a cancel token was cancelled".into()))
+    }
+
+    /// Feeds one token like [`Session::feed`] and times every op of its step on the GPU
+    /// (timestamps written between dispatches; devices without timestamps inside passes get
+    /// an error). For profiling: the times show where a decode step goes.
+    pub fn feed_profiled(&mut self, token: u32) -> Result<(Vec<f32>, Vec<OpTime>)> {
+        self.check_room(1)?;
+        self.check_ids(&[token])?;
+        let pos = self.history.len() as u32;
+        let out = self.graph.step_profiled(&self.engine, &[token], pos)?;
+        if pos == 0 {
+            self.first_batch = 1;
+        }
+        self.history.push(token);
+        Ok(out)
     }
 
     /// [`Session::feed`] that stops between batches once `cancel` is cancelled (`None`: the

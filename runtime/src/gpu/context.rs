@@ -10,9 +10,12 @@ pub const NO_ADAPTER_HELP: &str = "install your GPU's Vulkan/Metal/DX12 driver; 
 without a GPU install Mesa's software Vulkan driver (Debian/Ubuntu: apt-get install \
 mesa-vulkan-drivers)";
 
-/// Optional device features the kernels can use, requested when the adapter has them.
-pub const WANTED_FEATURES: wgpu::Features =
-    wgpu::Features::SHADER_F16.union(wgpu::Features::SUBGROUP);
+/// Optional device features the kernels can use, requested when the adapter has them: f16
+/// and subgroups for the kernels, timestamps inside passes for `voyager bench --profile`.
+pub const WANTED_FEATURES: wgpu::Features = wgpu::Features::SHADER_F16
+    .union(wgpu::Features::SUBGROUP)
+    .union(wgpu::Features::TIMESTAMP_QUERY)
+    .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES);
 
 /// A GPU device and queue with the adapter's own limits, and the allocator that counts
 /// every buffer created through [`GpuContext::create_buffer`].
@@ -175,6 +178,13 @@ impl GpuContext {
         (
             self.adapter_info.subgroup_min_size,
             self.adapter_info.subgroup_max_size,
+        )
+    }
+
+    /// Whether GPU timestamps can be written between the dispatches of a pass.
+    pub fn has_timestamps(&self) -> bool {
+        self.features.contains(
+            wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES,
         )
     }
 

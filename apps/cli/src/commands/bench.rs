@@ -36,6 +36,10 @@ pub struct Args {
     /// (shapes: tiny, llama-1b, llama-3b, llama-8b, gemma3-1b).
     #[arg(long, value_name = "SHAPE:TYPE", conflicts_with = "model")]
     synthetic: Option<String>,
+    /// Keep the synthetic model in DIR (as SHAPE-TYPE.gguf) and reuse it when it is there,
+    /// instead of a temporary file removed after the run.
+    #[arg(long, value_name = "DIR", requires = "synthetic")]
+    synthetic_dir: Option<std::path::PathBuf>,
     #[command(flatten)]
     engine: EngineArgs,
     /// Prompt tokens to prefill.
@@ -53,9 +57,78 @@ pub struct Args {
     /// Skip measuring the device's copy bandwidth and multiply-add peak.
     #[arg(long)]
     no_ceilings: bool,
+    /// Also time every op of PROFILE decode steps on the GPU (timestamps between dispatches;
+    /// needs an adapter with timestamps inside passes) and report where a step goes.
+    #[arg(long, value_name = "STEPS", num_args = 0..=1, default_missing_value = "8")]
+    profile: Option<u32>,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+/// One kind of op in a GPU profile: the kernel and what it works on, with layer numbers
+/// dropped (`matmul ffn_down`), and its time per step.
+#[derive(serde::Serialize)]
+struct ProfileRow {
+    op: &'static str,
+    on: String,
+    /// Microseconds per step, all layers.
+    us: f64,
+    /// Ops of this kind per step.
+    count: usize,
+    /// For weight reads: the weight bytes over the time, in GB/s.
+    gb_per_s: Option<f64>,
+}
+
+/// `blk.12.ffn_down.weight` -> `ffn_down`; other names lose only `.weight`.
+fn kind_of(name: &str) -> String {
+    let name = name.strip_suffix(".weight").unwrap_or(name);
+    match name.strip_prefix("blk.") {
+        Some(rest) => rest.split_once('.').map_or(rest, |(_, k)| k).to_string(),
+        None => name.to_string(),
+    }
+}
+
+/// Decodes `steps` tokens after the prompt with every op timed, and sums the times by kind.
+fn gpu_profile(engine: &Arc<Engine>, prompt: &[u32], steps: u32) -> Result<(f64, Vec<ProfileRow>)> {
+    let mut session = engine.session()?;
+    let mut logits = session.feed(prompt)?;
+    let mut rows: Vec<ProfileRow> = Vec::new();
+    let mut total = 0.0;
+    for _ in 0..steps.max(1) {
+        let (next, ops) = session.feed_profiled(argmax(&logits))?;
+        logits = next;
+        for t in ops {
+            let on = kind_of(&t.on);
+            let us = t.ns / 1e3 / f64::from(steps.max(1));
+            total += us;
+            match rows.iter_mut().find(|r| r.op == t.op && r.on == on) {
+                Some(r) => {
+                    r.us += us;
+                    r.count += 1;
+                }
+                None => rows.push(ProfileRow {
+                    op: t.op,
+                    on,
+                    us,
+                    count: 1,
+                    gb_per_s: None,
+                }),
+            }
+        }
+    }
+    let mut weight_bytes = std::collections::HashMap::<String, u64>::new();
+    for t in engine.model().file.tensors() {
+        *weight_bytes.entry(kind_of(&t.name)).or_default() += t.n_bytes;
+    }
+    for r in &mut rows {
+        r.count /= steps.max(1) as usize;
+        if r.op == "matmul" {
+            r.gb_per_s = weight_bytes.get(&r.on).map(|&b| b as f64 / (r.us * 1e3));
+        }
+    }
+    rows.sort_by(|a, b| b.us.total_cmp(&a.us));
+    Ok((total, rows))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -115,19 +188,26 @@ fn load(args: &Args) -> Result<(Arc<Engine>, String, Option<tempfile::TempDir>)>
     };
     if let Some(spec) = &args.synthetic {
         let shape = voyager_runtime::gguf::shapes::parse(spec)?;
-        let dir = tempfile::Builder::new()
-            .prefix("voyager-synthetic-")
-            .tempdir()
-            .context("creating a directory for the synthetic model")?;
-        let path = dir.path().join("model.gguf");
-        let bar = crate::progress::bytes_bar(&format!("writing synthetic {spec}"));
-        shape.write_file(&path, &mut |done, total| {
-            bar.set_length(total);
-            bar.set_position(done);
-        })?;
-        bar.finish_and_clear();
+        let (path, temporary) = match &args.synthetic_dir {
+            Some(dir) => (dir.join(format!("{}.gguf", spec.replace(':', "-"))), None),
+            None => {
+                let dir = tempfile::Builder::new()
+                    .prefix("voyager-synthetic-")
+                    .tempdir()
+                    .context("creating a directory for the synthetic model")?;
+                (dir.path().join("model.gguf"), Some(dir))
+            }
+        };
+        if !path.exists() {
+            let bar = crate::progress::bytes_bar(&format!("writing synthetic {spec}"));
+            shape.write_file(&path, &mut |done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            })?;
+            bar.finish_and_clear();
+        }
         let engine = crate::load::engine_at(&path, spec, &options)?;
-        return Ok((engine, spec.clone(), Some(dir)));
+        return Ok((engine, spec.clone(), temporary));
     }
     let name = args.model.clone().unwrap_or_default();
     let path = crate::model_arg::resolve(&name)?;
@@ -201,6 +281,10 @@ pub fn run(args: Args) -> Result<()> {
             "readback_bytes": per(r.counters.readback_bytes),
         })
     });
+    let profile = match args.profile {
+        Some(steps) => Some(gpu_profile(&engine, &prompt, steps)?),
+        None => None,
+    };
     let gpu = engine.gpu();
     if args.json {
         let v = json!({
@@ -229,6 +313,10 @@ pub fn run(args: Args) -> Result<()> {
             "fma_flops_per_second": ceilings.map(|c| c.1.flops_per_second),
             "prefill_fraction_of_fma_peak": ceilings.map(|c| prefill_flops_per_second * n as f64 / c.1.flops_per_second),
             "host_per_decode_token": host,
+            "gpu_profile": profile.as_ref().map(|(total, rows)| json!({
+                "step_us": total,
+                "ops": rows,
+            })),
         });
         crate::outln!("{v}");
         return Ok(());
@@ -283,6 +371,22 @@ pub fn run(args: Args) -> Result<()> {
             f("upload_bytes"),
             f("readback_bytes")
         );
+    }
+    if let Some((total, rows)) = profile {
+        crate::outln!("gpu      {total:.0} µs per decode step, by op:");
+        for r in rows.iter().take(16) {
+            let bw = r
+                .gb_per_s
+                .map_or(String::new(), |g| format!(", {g:.1} GB/s"));
+            crate::outln!(
+                "  {:>8.1} µs {:>5.1}%  {} {} (x{}{bw})",
+                r.us,
+                100.0 * r.us / total,
+                r.op,
+                r.on,
+                r.count
+            );
+        }
     }
     Ok(())
 }
