@@ -52,12 +52,13 @@ fn matmul_matches_cpu_for_every_type() {
     });
 }
 
-/// Both ways the cooperative matmul adds its partial sums (subgroup shuffles where the
-/// adapter has subgroups, the workgroup-memory tree everywhere) give the CPU's products within
-/// the same bound: decode and prefill, whole and chunked weights, a K-quant and a legacy type.
+/// Every build of the cooperative matmul gives the CPU's products within the same bound: both
+/// ways of adding partial sums (subgroup shuffles where the adapter has subgroups, the
+/// workgroup-memory tree everywhere) and every decode rows-per-workgroup choice; decode and
+/// prefill, whole and chunked weights, a K-quant, a legacy type and f32.
 #[test]
-fn both_reductions_match_cpu() {
-    use voyager_runtime::gpu::kernels::matmul::{MatmulKernel, Reduction};
+fn every_cooperative_build_matches_cpu() {
+    use voyager_runtime::gpu::kernels::matmul::{MatmulKernel, Reduction, DECODE_ROWS_CHOICES};
     let ctx = context();
     let mut reductions = vec![Reduction::Tree];
     if Reduction::for_device(&ctx) == Reduction::Subgroup {
@@ -65,11 +66,15 @@ fn both_reductions_match_cpu() {
     } else {
         eprintln!("this adapter has no usable subgroups: the tree alone is checked");
     }
-    for reduction in reductions {
+    let builds = reductions
+        .iter()
+        .flat_map(|&r| DECODE_ROWS_CHOICES.map(|rows| (r, rows)));
+    for (reduction, rows) in builds {
         let mut kernels = Kernels::with_strategy(&ctx, Strategy::Cooperative).unwrap();
         kernels.matmul =
-            MatmulKernel::with_reduction(&ctx, Strategy::Cooperative, reduction).unwrap();
+            MatmulKernel::with_options(&ctx, Strategy::Cooperative, reduction, rows).unwrap();
         assert_eq!(kernels.matmul.reduction(), reduction);
+        assert_eq!(kernels.matmul.decode_rows(), rows);
         let mut rng = XorShift::new(0x5eed_5e6d);
         let mut table = Vec::new();
         for ty in [GgmlType::Q4_K, GgmlType::Q4_0, GgmlType::F32] {

@@ -265,7 +265,8 @@ pub fn embedding_source(ty: GgmlType) -> Result<String> {
 }
 
 /// Every assembled shader the runtime can build, as (name, WGSL source): `matmul_<type>`
-/// (prefill tile), `matvec_<type>` (decode) and `embedding_<type>` for each of
+/// (prefill tile; `_sg`: subgroup reduction), `matvec_r<rows>_<type>` (decode, each rows
+/// choice) and `embedding_<type>` for each of
 /// type that [`GgmlType::runs_on_gpu`], and the three KV cache kernels.
 pub fn variants() -> Result<Vec<(String, String)>> {
     use matmul_tiles::{DECODE_TILE, PREFILL_TILE, ROWS, ROWWISE_PREFILL_TILE};
@@ -277,10 +278,13 @@ pub fn variants() -> Result<Vec<(String, String)>> {
                 format!("matmul{suffix}_{name}"),
                 matmul_source(ty, PREFILL_TILE, ROWS, reduction)?,
             ));
-            out.push((
-                format!("matvec{suffix}_{name}"),
-                matmul_source(ty, DECODE_TILE, ROWS, reduction)?,
-            ));
+            // The decode mat-vec with every rows-per-workgroup choice.
+            for rows in crate::gpu::kernels::matmul::DECODE_ROWS_CHOICES {
+                out.push((
+                    format!("matvec_r{rows}{suffix}_{name}"),
+                    matmul_source(ty, DECODE_TILE, rows, reduction)?,
+                ));
+            }
         }
         out.push((
             format!("matmul_t{ROWWISE_PREFILL_TILE}_{name}"),

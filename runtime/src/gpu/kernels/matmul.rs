@@ -37,12 +37,25 @@ pub const WORKGROUP_SIZE: u32 = 64;
 pub use crate::gpu::kernels::strategy::Strategy;
 pub use crate::gpu::shaders::Reduction;
 
-/// Rows one workgroup covers.
-fn rows_per_workgroup(strategy: Strategy) -> u32 {
+/// Rows one workgroup covers when the shader was built with `rows` rows.
+fn rows_per_workgroup(strategy: Strategy, rows: u32) -> u32 {
     match strategy {
-        Strategy::Cooperative => ROWS,
-        Strategy::RowPerThread => WORKGROUP_SIZE * ROWS,
+        Strategy::Cooperative => rows,
+        Strategy::RowPerThread => WORKGROUP_SIZE * rows,
     }
+}
+
+/// Rows per workgroup the decode mat-vec may be built with ([`MatmulKernel::with_options`]).
+pub const DECODE_ROWS_CHOICES: [u32; 4] = [1, 2, 4, 8];
+
+/// The decode mat-vec's rows per workgroup: `VOYAGER_DECODE_ROWS` when it names one of
+/// [`DECODE_ROWS_CHOICES`] (to measure the others on a device), else [`ROWS`].
+pub fn decode_rows_from_env() -> u32 {
+    std::env::var("VOYAGER_DECODE_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|r| DECODE_ROWS_CHOICES.contains(r))
+        .unwrap_or(ROWS)
 }
 
 /// The shader entry point of each strategy.
@@ -159,12 +172,21 @@ pub struct MatmulKernel {
     device: wgpu::Device,
     strategy: Strategy,
     reduction: Reduction,
+    /// Rows per workgroup of the decode pipeline (prefill uses [`ROWS`]).
+    decode_rows: u32,
     max_groups_per_dim: u32,
     layout: wgpu::BindGroupLayout,
     pipelines: Mutex<HashMap<GgmlType, Pipelines>>,
 }
 
+/// One weight chunk's bindings: for prefill, and for decode when its rows per workgroup
+/// differ (the grid, and so the `grid_x` its uniform holds, differs with them).
 struct ChunkBinding {
+    prefill: Dispatch,
+    decode: Option<Dispatch>,
+}
+
+struct Dispatch {
     bind_group: wgpu::BindGroup,
     grid: (u32, u32),
     _params: GpuBuffer,
@@ -198,7 +220,7 @@ impl MatmulKernel {
             Strategy::Cooperative => Reduction::for_device(ctx),
             Strategy::RowPerThread => Reduction::Tree,
         };
-        Self::with_reduction(ctx, strategy, reduction)
+        Self::with_options(ctx, strategy, reduction, decode_rows_from_env())
     }
 
     /// The kernel with a chosen [`Strategy`] and [`Reduction`] (tests check the tree
@@ -209,6 +231,22 @@ impl MatmulKernel {
         strategy: Strategy,
         reduction: Reduction,
     ) -> Result<Self> {
+        Self::with_options(ctx, strategy, reduction, ROWS)
+    }
+
+    /// The kernel with every choice made by the caller: strategy, reduction, and the decode
+    /// mat-vec's rows per workgroup (one of [`DECODE_ROWS_CHOICES`]).
+    pub fn with_options(
+        ctx: &GpuContext,
+        strategy: Strategy,
+        reduction: Reduction,
+        decode_rows: u32,
+    ) -> Result<Self> {
+        if !DECODE_ROWS_CHOICES.contains(&decode_rows) {
+            return Err(Error::InvalidArgument(format!(
+                "{decode_rows} decode rows per workgroup (choose one of {DECODE_ROWS_CHOICES:?})"
+            )));
+        }
         if reduction == Reduction::Subgroup && ctx.subgroup_sizes().1 > 64 {
             return Err(Error::Gpu(format!(
                 "subgroups of up to {} lanes do not divide the matmul's 64-thread workgroup",
@@ -224,6 +262,7 @@ impl MatmulKernel {
             device,
             strategy,
             reduction,
+            decode_rows,
             max_groups_per_dim: ctx.limits().max_compute_workgroups_per_dimension,
             layout,
             pipelines: Mutex::new(HashMap::new()),
@@ -244,7 +283,7 @@ impl MatmulKernel {
                 &self.device,
                 &format!("matvec_{name}"),
                 &self.layout,
-                &shaders::matmul_source(ty, DECODE_TILE, ROWS, self.reduction)?,
+                &shaders::matmul_source(ty, DECODE_TILE, self.decode_rows, self.reduction)?,
                 entry,
             )?,
             prefill: pipeline::build_one(
@@ -257,6 +296,11 @@ impl MatmulKernel {
         };
         cache.insert(ty, p.clone());
         Ok(p)
+    }
+
+    /// Rows per workgroup of the decode mat-vec.
+    pub fn decode_rows(&self) -> u32 {
+        self.decode_rows
     }
 
     /// How the cooperative entry point adds partial sums.
@@ -305,52 +349,63 @@ impl MatmulKernel {
             .map_err(|_| Error::Gpu(format!("{what}: rows too large")))?;
         let mut chunks = Vec::with_capacity(weight.chunks().len());
         for chunk in weight.chunks() {
-            let grid = dispatch_grid(
-                chunk.n_rows.div_ceil(rows_per_workgroup(self.strategy)),
-                self.max_groups_per_dim,
-            )?;
-            let params = Params {
-                k,
-                n,
-                first_row: chunk.first_row,
-                chunk_rows: chunk.n_rows,
-                row_bytes,
-                grid_x: grid.0,
-                max_tokens,
-                _pad: 0,
+            let dispatch = |rows: u32| -> Result<Dispatch> {
+                let grid = dispatch_grid(
+                    chunk
+                        .n_rows
+                        .div_ceil(rows_per_workgroup(self.strategy, rows)),
+                    self.max_groups_per_dim,
+                )?;
+                let params = Params {
+                    k,
+                    n,
+                    first_row: chunk.first_row,
+                    chunk_rows: chunk.n_rows,
+                    row_bytes,
+                    grid_x: grid.0,
+                    max_tokens,
+                    _pad: 0,
+                };
+                let params = step::uniform(ctx, "matmul params", &params)?;
+                crate::gpu::counters::bind_group_created();
+                let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("matmul"),
+                    layout: &self.layout,
+                    entries: &[
+                        wgpu::BindGroupEntry {
+                            binding: 0,
+                            resource: step.as_entire_binding(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 1,
+                            resource: params.as_entire_binding(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 2,
+                            resource: chunk.buffer.as_entire_binding(),
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 3,
+                            resource: bind_range(ctx, &format!("{what} x"), x, x_bytes)?,
+                        },
+                        wgpu::BindGroupEntry {
+                            binding: 4,
+                            resource: bind_range(ctx, &format!("{what} y"), y, y_bytes)?,
+                        },
+                    ],
+                });
+                Ok(Dispatch {
+                    bind_group,
+                    grid,
+                    _params: params,
+                })
             };
-            let params = step::uniform(ctx, "matmul params", &params)?;
-            crate::gpu::counters::bind_group_created();
-            let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("matmul"),
-                layout: &self.layout,
-                entries: &[
-                    wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: step.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 1,
-                        resource: params.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 2,
-                        resource: chunk.buffer.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 3,
-                        resource: bind_range(ctx, &format!("{what} x"), x, x_bytes)?,
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 4,
-                        resource: bind_range(ctx, &format!("{what} y"), y, y_bytes)?,
-                    },
-                ],
-            });
             chunks.push(ChunkBinding {
-                bind_group,
-                grid,
-                _params: params,
+                prefill: dispatch(ROWS)?,
+                decode: match self.decode_rows {
+                    ROWS => None,
+                    rows => Some(dispatch(rows)?),
+                },
             });
         }
         Ok(MatmulBinding {
@@ -389,8 +444,12 @@ impl MatmulKernel {
         };
         pass.set_pipeline(pipeline);
         for chunk in &binding.chunks {
-            pass.set_bind_group(0, &chunk.bind_group, &[]);
-            crate::gpu::counters::dispatch(pass, chunk.grid.0, chunk.grid.1, tiles);
+            let d = match (&chunk.decode, n_tokens) {
+                (Some(d), 1) => d,
+                _ => &chunk.prefill,
+            };
+            pass.set_bind_group(0, &d.bind_group, &[]);
+            crate::gpu::counters::dispatch(pass, d.grid.0, d.grid.1, tiles);
         }
         Ok(())
     }
