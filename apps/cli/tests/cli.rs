@@ -614,6 +614,26 @@ fn bench_synthetic_reports_bytes_and_host_work_per_token() {
         "{sum} vs {step}"
     );
 
+    // Under a memory budget the ceilings (buffers and pipelines outside the plan) are skipped.
+    let (ok, stdout, stderr) = run(&[
+        "bench",
+        "--synthetic",
+        "tiny:q4_0",
+        "-p",
+        "8",
+        "-n",
+        "1",
+        "-r",
+        "1",
+        "--mem-budget",
+        "300MiB",
+        "--json",
+    ]);
+    assert!(ok, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert!(v["copy_bytes_per_second"].is_null(), "{v}");
+    assert!(v["decode_tokens_per_second"].as_f64().unwrap() > 0.0, "{v}");
+
     assert_one_line_error(&["bench", "--synthetic", "llama-70b:q4_k"], "unknown shape");
     assert_one_line_error(
         &["bench", "--synthetic", "tiny:q2_k"],

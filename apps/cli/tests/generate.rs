@@ -232,11 +232,14 @@ fn bench_reports_speeds() {
         "2",
         "-r",
         "1",
+        "--copy-mib",
+        "16",
         "--json",
     ]);
     assert!(ok, "{stderr}");
     let v = json(&stdout);
     assert!(v["prefill_tokens_per_second"].as_f64().unwrap() > 0.0);
+    assert!(v["decode_fraction_of_bandwidth"].as_f64().unwrap() > 0.0);
     assert!(v["decode_tokens_per_second"].as_f64().unwrap() > 0.0);
     assert!(!v["adapter"].as_str().unwrap().is_empty());
 }

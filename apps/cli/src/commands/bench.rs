@@ -2,7 +2,8 @@
 //!
 //! Prefill and decode speed, and what bounds them: the bytes a decode step reads against the
 //! device's copy bandwidth and the operations of a prefill token against its multiply-add
-//! peak, both measured by kernels in the same run (`--no-ceilings` skips them), and the host's
+//! peak, both measured by kernels in the same run (`--no-ceilings` skips them, and so does
+//! `--mem-budget`: their buffers and pipelines are outside the plan), and the host's
 //! work per decoded token (CPU time to record and submit, time blocked on the readback,
 //! passes, dispatches, submits, bind groups and buffers created, bytes moved).
 //!
@@ -218,9 +219,9 @@ fn load(args: &Args) -> Result<(Arc<Engine>, String, Option<tempfile::TempDir>)>
 /// so that one run takes about 50 ms on any device).
 fn ceilings(engine: &Engine, copy_mib: u64) -> Result<(Bandwidth, FmaRate)> {
     let gpu = engine.gpu();
+    let threads: u32 = 1 << 20;
     let copy = CopyKernel::new(gpu)?.measure(gpu, copy_mib << 20, 4, 5)?;
     let fma = FmaKernel::new(gpu)?;
-    let threads = 1 << 20;
     let probe = fma.measure(gpu, threads, 64, 1)?;
     let flops_per_iter = 2.0 * 32.0 * f64::from(threads);
     let iters = (0.05 * probe.flops_per_second / flops_per_iter).clamp(64.0, 65_536.0) as u32;
@@ -253,7 +254,15 @@ pub fn run(args: Args) -> Result<()> {
     })?;
     let pp = results.iter().map(|r| r.prefill).sum::<f64>() / n as f64;
     let tg = results.iter().map(|r| r.decode).sum::<f64>() / n as f64;
+    // The ceilings' buffers and pipelines are not in the memory plan: under a budget they are
+    // not measured.
     let ceilings = if args.no_ceilings {
+        None
+    } else if args.engine.mem_budget.is_some() {
+        log::warn!(
+            "the device's ceilings are not measured under --mem-budget (their buffers and \
+             pipelines are outside the plan)"
+        );
         None
     } else {
         Some(ceilings(&engine, args.copy_mib)?)
