@@ -296,7 +296,7 @@ fn kv_write_then_attention_over_a_wrapping_ring() {
         upload(&gk, &k, kt);
         upload(&gv, &v, kt);
         h.submit("step", |pass| {
-            writer.encode(pass, &wb, step.n_tokens)?;
+            writer.encode(pass, &wb, step.n_tokens, step.pos)?;
             attn.encode(pass, &ab, step.n_tokens, step.n_kv)
         })
         .unwrap();
@@ -446,7 +446,9 @@ fn importance_policy_writes_attends_and_scores_as_the_cpu_twin() {
             upload(&gk, &k, kt);
             upload(&gv, &v, kt);
             h.submit("step", |pass| {
-                kernels.kv_write.encode(pass, &wb, step.n_tokens)?;
+                kernels
+                    .kv_write
+                    .encode(pass, &wb, step.n_tokens, step.pos)?;
                 kernels
                     .attention
                     .encode(pass, &ab, step.n_tokens, step.n_kv)?;

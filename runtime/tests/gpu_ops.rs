@@ -8,11 +8,11 @@
 
 mod common;
 
-use common::{check_all, context};
+use common::{check_all, check_both_strategies, context};
 use voyager_runtime::gpu::kernels::ffn_act::Activation;
 use voyager_runtime::gpu::kernels::rope::RopeParams;
 use voyager_runtime::gpu::kernels::step::{create_step_buffer, Step};
-use voyager_runtime::gpu::kernels::{add_ref, Kernels};
+use voyager_runtime::gpu::kernels::{add_ref, Kernels, Strategy};
 use voyager_runtime::model::RopeLayout;
 use voyager_runtime::rng::XorShift;
 use voyager_runtime::selfcheck::{cases, Harness};
@@ -78,15 +78,38 @@ fn elementwise_ops_match_cpu() {
         }
     }
     table.push(cases::scale(&mut rng, 7, 17, 24.0f32.sqrt()));
-    // hadamard: SmolLM2's and Gemma's heads, a width whose power-of-two part is 32 (96 = 3 x
-    // 32), odd token counts.
-    for (width, rows, tokens) in [(64u32, 3u32, 17usize), (256, 4, 3), (96, 5, 7), (512, 1, 2)] {
-        table.push(cases::hadamard_rotation(&mut rng, width, rows, tokens));
-    }
     check_all(&ctx, &kernels, &table);
+    // hadamard, both strategies (a thread per run, a workgroup per run): SmolLM2's and Gemma's
+    // heads, a width whose power-of-two part is 32 (96 = 3 x 32), odd token counts.
+    check_both_strategies(&ctx, |_| {
+        let mut rng = XorShift::new(0x5eed_0002);
+        [(64u32, 3u32, 17usize), (256, 4, 3), (96, 5, 7), (512, 1, 2)]
+            .into_iter()
+            .map(|(width, rows, tokens)| cases::hadamard_rotation(&mut rng, width, rows, tokens))
+            .collect()
+    });
     let stats = ctx.memory_stats();
     assert_eq!(stats.live_bytes, 0, "every buffer was dropped: {stats}");
     assert!(stats.peak_bytes >= 4 * 4 * 16_777_300, "peak: {stats}");
+}
+
+/// A workgroup per run (GPUs) and a thread per run (CPU adapters) add the same pairs in the
+/// same order: the same bits.
+#[test]
+fn hadamard_strategies_agree_to_the_bit() {
+    let ctx = context();
+    let x = XorShift::new(9).vec(5 * 9 * 64, 3.0);
+    let outs: Vec<Vec<f32>> = [Strategy::Cooperative, Strategy::RowPerThread]
+        .into_iter()
+        .map(|s| {
+            let kernels = Kernels::with_strategy(&ctx, s).unwrap();
+            Harness::new(&ctx, &kernels).hadamard(&x, 64, 9).unwrap()
+        })
+        .collect();
+    assert!(outs[0]
+        .iter()
+        .zip(&outs[1])
+        .all(|(a, b)| a.to_bits() == b.to_bits()));
 }
 
 #[test]

@@ -306,7 +306,7 @@ impl<'a> Builder<'a> {
             self.max_tokens,
         )?;
         Ok(Op::new("kv_write", move |k, pass, s| {
-            k.kv_write.encode(pass, &b, s.n_tokens)
+            k.kv_write.encode(pass, &b, s.n_tokens, s.n_kv - s.n_tokens)
         }))
     }
 

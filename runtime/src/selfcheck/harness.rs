@@ -277,7 +277,7 @@ impl<'a> Harness<'a> {
         let (gk, gv) = (self.input("kv_write k", k)?, self.input("kv_write v", v)?);
         let w = &self.kernels.kv_write;
         let b = w.bind(self.ctx, &step, &gk, &gv, cache, n_tokens)?;
-        self.submit("kv_write", |pass| w.encode(pass, &b, n_tokens))
+        self.submit("kv_write", |pass| w.encode(pass, &b, n_tokens, pos))
     }
 
     /// The cache's words, as stored on the device.
@@ -342,7 +342,7 @@ impl<'a> Harness<'a> {
             self.ctx, &step, &gq, &gqs, &cache, &out, &partials, params, n_tokens,
         )?;
         self.submit("attention", |pass| {
-            writer.encode(pass, &wb, n_tokens)?;
+            writer.encode(pass, &wb, n_tokens, pos)?;
             attn.encode(pass, &b, n_tokens, n_kv)
         })?;
         self.read(&out, out_len)

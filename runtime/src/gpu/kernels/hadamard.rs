@@ -6,7 +6,7 @@
 
 use crate::gpu::alloc::GpuBuffer;
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernels::step;
+use crate::gpu::kernels::{dispatch_grid, step, Strategy};
 use crate::gpu::{pipeline, shaders};
 use crate::kv::quant::hadamard_size;
 use crate::{Error, Result};
@@ -23,10 +23,12 @@ struct Params {
     _pad: u32,
 }
 
-/// The hadamard pipeline, built once per device.
+/// The hadamard pipeline, built once per device: a thread per run (row per thread) or a
+/// workgroup per run (cooperative).
 pub struct HadamardKernel {
     layout: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
+    strategy: Strategy,
     max_groups: u32,
 }
 
@@ -39,7 +41,17 @@ pub struct HadamardBinding {
 }
 
 impl HadamardKernel {
+    /// The kernel with this device's [`Strategy`].
     pub fn new(ctx: &GpuContext) -> Result<Self> {
+        Self::with_strategy(ctx, Strategy::for_device(ctx))
+    }
+
+    /// The kernel with a chosen [`Strategy`] (tests check both on any device).
+    pub fn with_strategy(ctx: &GpuContext, strategy: Strategy) -> Result<Self> {
+        let entry = match strategy {
+            Strategy::Cooperative => "hadamard_wg",
+            Strategy::RowPerThread => "hadamard",
+        };
         let (layout, mut pipelines) = pipeline::build_with_layout(
             ctx,
             "hadamard",
@@ -48,11 +60,12 @@ impl HadamardKernel {
                 pipeline::uniform_entry(1),
                 pipeline::storage_entry(2, false),
             ],
-            &[(shaders::get("hadamard")?, &["hadamard"])],
+            &[(shaders::get("hadamard")?, &[entry])],
         )?;
         Ok(Self {
             layout,
             pipeline: pipelines.remove(0),
+            strategy,
             max_groups: ctx.limits().max_compute_workgroups_per_dimension,
         })
     }
@@ -109,11 +122,20 @@ impl HadamardKernel {
                 binding.max_tokens
             )));
         }
-        let threads = u64::from(n_tokens) * u64::from(binding.runs_per_token);
-        if threads == 0 {
+        let runs = u64::from(n_tokens) * u64::from(binding.runs_per_token);
+        if runs == 0 {
             return Ok(());
         }
-        let (x, y) = step::thread_grid(self.max_groups, "hadamard", threads, WORKGROUP_SIZE)?;
+        let (x, y) = match self.strategy {
+            Strategy::RowPerThread => {
+                step::thread_grid(self.max_groups, "hadamard", runs, WORKGROUP_SIZE)?
+            }
+            Strategy::Cooperative => dispatch_grid(
+                u32::try_from(runs)
+                    .map_err(|_| Error::Gpu(format!("hadamard: {runs} runs is too many")))?,
+                self.max_groups,
+            )?,
+        };
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &binding.bind_group, &[]);
         crate::gpu::counters::dispatch(pass, x, y, 1);

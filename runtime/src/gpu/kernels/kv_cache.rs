@@ -384,13 +384,16 @@ impl KvWriteKernel {
         })
     }
 
-    /// Records the write of the step's `n_tokens` tokens (after setting the key mean when the
-    /// step starts a session and keys are centered).
+    /// Records the write of the step's `n_tokens` tokens at position `pos` (the step
+    /// uniform's), after setting the key mean when the step starts a session (`pos == 0`) and
+    /// keys are centered. Other steps record no mean dispatch at all: the shader would do
+    /// nothing, but a decode step would still pay for recording and launching it.
     pub fn encode(
         &self,
         pass: &mut wgpu::ComputePass<'_>,
         binding: &KvWriteBinding,
         n_tokens: u32,
+        pos: u32,
     ) -> Result<()> {
         if n_tokens > binding.max_tokens {
             return Err(Error::Gpu(format!(
@@ -403,8 +406,7 @@ impl KvWriteKernel {
             return Ok(());
         }
         pass.set_bind_group(0, &binding.bind_group, &[]);
-        if binding.mean_threads > 0 {
-            // The shader does nothing unless the step starts at position 0.
+        if binding.mean_threads > 0 && pos == 0 {
             pass.set_pipeline(&self.mean);
             crate::gpu::counters::dispatch(
                 pass,

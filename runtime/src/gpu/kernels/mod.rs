@@ -58,7 +58,7 @@ impl Kernels {
             attention: attention::AttentionKernel::with_strategy(ctx, strategy)?,
             kv_score: std::sync::OnceLock::new(),
             ffn_act: ffn_act::FfnActKernel::new(ctx)?,
-            hadamard: hadamard::HadamardKernel::new(ctx)?,
+            hadamard: hadamard::HadamardKernel::with_strategy(ctx, strategy)?,
             add: AddKernel::new(ctx)?,
         })
     }
