@@ -4,7 +4,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Result;
-use indicatif::{ProgressBar, ProgressStyle};
 use voyager_runtime::engine::{Engine, EngineOptions};
 
 use crate::args::ModelArgs;
@@ -23,13 +22,7 @@ pub fn engine(args: &ModelArgs, scoring: bool) -> Result<Arc<Engine>> {
 
 /// Loads the GGUF at `path` (called `name` in messages) with `options`, with a progress bar.
 pub fn engine_at(path: &Path, name: &str, options: &EngineOptions) -> Result<Arc<Engine>> {
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("loading {msg} [{bar:30}] {bytes}/{total_bytes}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_message(name.to_string());
+    let bar = crate::progress::bytes_bar(&format!("loading {name}"));
     let engine = Engine::load(path, options, &mut |p| {
         bar.set_length(p.total);
         bar.set_position(p.done);
