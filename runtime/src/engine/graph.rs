@@ -534,9 +534,7 @@ fn profile(
             None,
         )?;
         ctx.submit([encoder.finish()]);
-        ctx.device()
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {e}")))?;
+        ctx.wait_idle()?;
         let t = start.elapsed();
         each.push((t, op.label, op.detail.as_str()));
         match totals.iter_mut().find(|(l, _)| *l == op.label) {

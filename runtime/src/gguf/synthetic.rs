@@ -114,6 +114,22 @@ struct Spec {
     ty: GgmlType,
 }
 
+impl Spec {
+    /// The dimensions as GGUF lists them: a vector (one row) has one.
+    fn gguf_dims(&self) -> &[u64] {
+        if self.dims[1] == 1 {
+            &self.dims[..1]
+        } else {
+            &self.dims
+        }
+    }
+
+    /// Bytes of its data.
+    fn bytes(&self) -> u64 {
+        self.ty.row_bytes(self.dims[0]).unwrap_or(0) * self.dims[1]
+    }
+}
+
 /// `ty`, or the type llama.cpp's quantizer falls back to when rows of `k` values are not whole
 /// blocks of it (a K-quant's 256 values do not divide Gemma 3 1B's 1152): Q4_K to Q5_0, Q5_K
 /// to Q5_1, Q6_K to Q8_0, Q2_K and Q3_K to Q4_0; F32 when even those do not fit.
@@ -304,12 +320,7 @@ impl SyntheticLlama {
             .kv("tokenizer.ggml.eos_token_id", Value::U32(258))
             .kv("tokenizer.ggml.add_bos_token", Value::Bool(false));
         for s in specs {
-            let dims: &[u64] = if s.dims[1] == 1 {
-                &s.dims[..1]
-            } else {
-                &s.dims
-            };
-            w.declare(&s.name, dims, s.ty);
+            w.declare(&s.name, s.gguf_dims(), s.ty);
         }
         w
     }
@@ -328,20 +339,15 @@ impl SyntheticLlama {
                 Ok(())
             })
             .expect("writing to memory");
-            let dims: &[u64] = if s.dims[1] == 1 {
-                &s.dims[..1]
-            } else {
-                &s.dims
-            };
-            w.tensor(&s.name, dims, s.ty, bytes);
+            w.tensor(&s.name, s.gguf_dims(), s.ty, bytes);
         }
         w
     }
 
     /// Writes the model to `path` without holding it in memory (a synthetic 8B model is
-    /// several gigabytes), with empty merges and the default pre-tokenizer so that loading it logs nothing. `progress`
-    /// gets (bytes written, bytes in all) after each tensor. The file is written to a
-    /// temporary name, synced and renamed.
+    /// several gigabytes), with empty merges and the default pre-tokenizer so that loading it
+    /// logs nothing. `progress` gets (bytes written, bytes in all) after each tensor. The file
+    /// is written to a temporary name, synced and renamed.
     pub fn write_file(
         &self,
         path: &std::path::Path,
@@ -373,10 +379,7 @@ impl SyntheticLlama {
 
     /// Bytes of the tensors' data.
     pub fn weight_bytes(&self) -> u64 {
-        self.specs()
-            .iter()
-            .map(|s| s.ty.row_bytes(s.dims[0]).unwrap_or(0) * s.dims[1])
-            .sum()
+        self.specs().iter().map(Spec::bytes).sum()
     }
 
     /// Parameters (values in every tensor).

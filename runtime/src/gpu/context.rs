@@ -241,6 +241,14 @@ impl GpuContext {
         self.queue.submit(commands);
     }
 
+    /// Blocks until the GPU has finished everything submitted (measurements, readbacks).
+    pub fn wait_idle(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(drop)
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {}", one_line(e))))
+    }
+
     /// Writes `data` into `buffer` at `offset` (staged by wgpu until the next submit),
     /// counted.
     pub fn write_buffer(&self, buffer: &GpuBuffer, offset: u64, data: &[u8]) {
@@ -361,9 +369,7 @@ impl GpuContext {
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {}", one_line(e))))?;
+        self.wait_idle()?;
         rx.recv()
             .map_err(|_| Error::Gpu("GPU readback was never completed".into()))?
             .map_err(|e| Error::Gpu(format!("cannot map readback buffer: {}", one_line(e))))?;

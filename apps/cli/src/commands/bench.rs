@@ -137,6 +137,37 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// The host's work per decoded token (from [`Counters`] over the decode loops).
+#[derive(serde::Serialize)]
+struct PerToken {
+    cpu_record_submit_us: f64,
+    map_wait_us: f64,
+    passes: f64,
+    dispatches: f64,
+    submits: f64,
+    bind_groups_created: f64,
+    buffers_created: f64,
+    upload_bytes: f64,
+    readback_bytes: f64,
+}
+
+impl PerToken {
+    fn of(c: &Counters, tokens: u64) -> Self {
+        let per = |v: u64| v as f64 / tokens.max(1) as f64;
+        PerToken {
+            cpu_record_submit_us: per(c.record_ns) / 1e3,
+            map_wait_us: per(c.map_wait_ns) / 1e3,
+            passes: per(c.passes),
+            dispatches: per(c.dispatches),
+            submits: per(c.submits),
+            bind_groups_created: per(c.bind_groups),
+            buffers_created: per(c.buffers),
+            upload_bytes: per(c.upload_bytes),
+            readback_bytes: per(c.readback_bytes),
+        }
+    }
+}
+
 /// One session's results.
 struct SessionRun {
     /// Median tokens per second.
@@ -275,21 +306,12 @@ pub fn run(args: Args) -> Result<()> {
     let decode_bytes_per_second = bytes.total() as f64 * tg;
     let flops = engine.token_flops(args.n_prompt as u64 / 2, false)?;
     let prefill_flops_per_second = flops as f64 * pp;
-    let host = (n == 1).then(|| {
-        let r = &results[0];
-        let per = |v: u64| v as f64 / r.decoded.max(1) as f64;
-        json!({
-            "cpu_record_submit_us": per(r.counters.record_ns) / 1e3,
-            "map_wait_us": per(r.counters.map_wait_ns) / 1e3,
-            "passes": per(r.counters.passes),
-            "dispatches": per(r.counters.dispatches),
-            "submits": per(r.counters.submits),
-            "bind_groups_created": per(r.counters.bind_groups),
-            "buffers_created": per(r.counters.buffers),
-            "upload_bytes": per(r.counters.upload_bytes),
-            "readback_bytes": per(r.counters.readback_bytes),
-        })
-    });
+    // Fractions of the ceilings, all sessions together.
+    let decode_fraction =
+        ceilings.map(|c| decode_bytes_per_second * n as f64 / c.0.bytes_per_second);
+    let prefill_fraction =
+        ceilings.map(|c| prefill_flops_per_second * n as f64 / c.1.flops_per_second);
+    let host = (n == 1).then(|| PerToken::of(&results[0].counters, results[0].decoded));
     // A device that cannot profile (no timestamps inside passes) still gets its figures.
     let profile = match args
         .profile
@@ -324,11 +346,11 @@ pub fn run(args: Args) -> Result<()> {
             "decode_kv_bytes_per_token": bytes.kv,
             "decode_bytes_per_second": decode_bytes_per_second,
             "copy_bytes_per_second": ceilings.map(|c| c.0.bytes_per_second),
-            "decode_fraction_of_bandwidth": ceilings.map(|c| decode_bytes_per_second * n as f64 / c.0.bytes_per_second),
+            "decode_fraction_of_bandwidth": decode_fraction,
             "prefill_flops_per_token": flops,
             "prefill_flops_per_second": prefill_flops_per_second,
             "fma_flops_per_second": ceilings.map(|c| c.1.flops_per_second),
-            "prefill_fraction_of_fma_peak": ceilings.map(|c| prefill_flops_per_second * n as f64 / c.1.flops_per_second),
+            "prefill_fraction_of_fma_peak": prefill_fraction,
             "host_per_decode_token": host,
             "gpu_profile": profile.as_ref().map(|(total, rows)| json!({
                 "step_us": total,
@@ -361,32 +383,31 @@ pub fn run(args: Args) -> Result<()> {
         bytes.kv as f64 / 1e6,
         gb(decode_bytes_per_second * n as f64)
     );
-    if let Some((copy, fma)) = ceilings {
+    if let (Some((copy, fma)), Some(df), Some(pf)) = (ceilings, decode_fraction, prefill_fraction) {
         crate::outln!(
             "ceiling  copy {:.2} GB/s: decode at {:.1}% of it; f32 FMA {:.1} GFLOP/s: prefill \
              at {:.1}% of it ({:.2} GFLOP/s)",
             gb(copy.bytes_per_second),
-            100.0 * decode_bytes_per_second * n as f64 / copy.bytes_per_second,
+            100.0 * df,
             gb(fma.flops_per_second),
-            100.0 * prefill_flops_per_second * n as f64 / fma.flops_per_second,
+            100.0 * pf,
             gb(prefill_flops_per_second * n as f64)
         );
     }
     if let Some(h) = host {
-        let f = |k: &str| h[k].as_f64().unwrap_or(0.0);
         crate::outln!(
             "host     per decoded token: {:.0} µs CPU to record and submit, {:.0} µs waiting \
              for the readback; {:.0} passes, {:.0} dispatches, {:.0} submits, {:.0} bind \
              groups and {:.0} buffers created, {:.0} B uploaded, {:.0} B read back",
-            f("cpu_record_submit_us"),
-            f("map_wait_us"),
-            f("passes"),
-            f("dispatches"),
-            f("submits"),
-            f("bind_groups_created"),
-            f("buffers_created"),
-            f("upload_bytes"),
-            f("readback_bytes")
+            h.cpu_record_submit_us,
+            h.map_wait_us,
+            h.passes,
+            h.dispatches,
+            h.submits,
+            h.bind_groups_created,
+            h.buffers_created,
+            h.upload_bytes,
+            h.readback_bytes
         );
     }
     if let Some((total, rows)) = profile {

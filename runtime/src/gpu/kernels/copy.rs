@@ -159,9 +159,7 @@ impl CopyKernel {
                 }
             }
             ctx.submit([encoder.finish()]);
-            ctx.device()
-                .poll(wgpu::PollType::wait_indefinitely())
-                .map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {e}")))?;
+            ctx.wait_idle()?;
             Ok(start.elapsed())
         };
         run(1)?; // warm-up: the pipeline compiles at its first dispatch on some drivers

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use crate::gguf::GgmlType;
 use crate::gpu::alloc::GpuBuffer;
 use crate::gpu::context::GpuContext;
-use crate::gpu::kernels::matmul::{bind_range, weight_kernel_layout};
+use crate::gpu::kernels::matmul::{bind_range, weight_bind_group, weight_kernel_layout};
 use crate::gpu::kernels::step;
 use crate::gpu::weights::GpuWeight;
 use crate::gpu::{pipeline, shaders};
@@ -172,33 +172,14 @@ impl EmbeddingKernel {
                 _pad: [0; 2],
             };
             let params = step::uniform(ctx, "embedding params", &params)?;
-            crate::gpu::counters::bind_group_created();
-            let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("embedding"),
-                layout: &self.layout,
-                entries: &[
-                    wgpu::BindGroupEntry {
-                        binding: 0,
-                        resource: step.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 1,
-                        resource: params.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 2,
-                        resource: chunk.buffer.as_entire_binding(),
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 3,
-                        resource: bind_range(ctx, &format!("{what} ids"), ids, ids_bytes)?,
-                    },
-                    wgpu::BindGroupEntry {
-                        binding: 4,
-                        resource: bind_range(ctx, &format!("{what} out"), out, out_bytes)?,
-                    },
-                ],
-            });
+            let bind_group = weight_bind_group(
+                ctx,
+                "embedding",
+                &self.layout,
+                [step, &params, &chunk.buffer],
+                bind_range(ctx, &format!("{what} ids"), ids, ids_bytes)?,
+                bind_range(ctx, &format!("{what} out"), out, out_bytes)?,
+            );
             chunks.push(ChunkBinding {
                 bind_group,
                 _params: params,

@@ -4,10 +4,11 @@
 
 use std::time::Instant;
 
+use crate::gpu::alloc::GpuBuffer;
 use crate::gpu::context::GpuContext;
 use crate::gpu::kernels::step;
 use crate::gpu::{counters, pipeline, shaders};
-use crate::{Error, Result};
+use crate::Result;
 
 /// Threads per workgroup; must match `@workgroup_size` in `shaders/fma.wgsl`.
 pub const WORKGROUP_SIZE: u32 = 256;
@@ -91,6 +92,12 @@ impl FmaKernel {
     /// Runs `threads` threads of `iters` iterations once and returns what each wrote, and
     /// the wall time of the submit (warm-up excluded by the caller).
     pub fn run(&self, ctx: &GpuContext, threads: u32, iters: u32) -> Result<(Vec<f32>, f64)> {
+        let (out, seconds) = self.timed(ctx, threads, iters)?;
+        Ok((ctx.read_f32(&out, threads as usize)?, seconds))
+    }
+
+    /// One run, timed from record to completion; returns its output buffer unread.
+    fn timed(&self, ctx: &GpuContext, threads: u32, iters: u32) -> Result<(GpuBuffer, f64)> {
         const K: &str = "fma";
         let grid = step::thread_grid(self.max_groups, K, u64::from(threads), WORKGROUP_SIZE)?;
         let params = step::uniform(
@@ -123,11 +130,8 @@ impl FmaKernel {
             counters::dispatch(&mut pass, grid.0, grid.1, 1);
         }
         ctx.submit([encoder.finish()]);
-        ctx.device()
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {e}")))?;
-        let seconds = start.elapsed().as_secs_f64();
-        Ok((ctx.read_f32(&out, threads as usize)?, seconds))
+        ctx.wait_idle()?;
+        Ok((out, start.elapsed().as_secs_f64()))
     }
 
     /// The f32 multiply-add rate: `threads` threads of `iters` iterations, the median of
@@ -139,9 +143,9 @@ impl FmaKernel {
         iters: u32,
         rounds: u32,
     ) -> Result<FmaRate> {
-        self.run(ctx, threads, 1)?;
+        self.timed(ctx, threads, 1)?;
         let mut times: Vec<f64> = (0..rounds.max(1))
-            .map(|_| self.run(ctx, threads, iters).map(|r| r.1))
+            .map(|_| self.timed(ctx, threads, iters).map(|r| r.1))
             .collect::<Result<_>>()?;
         times.sort_by(f64::total_cmp);
         let flops = 2.0 * (FMAS_PER_ITER * u64::from(threads) * u64::from(iters)) as f64;

@@ -126,6 +126,45 @@ pub(crate) fn weight_kernel_layout(device: &wgpu::Device, label: &str) -> wgpu::
     )
 }
 
+/// A bind group of [`weight_kernel_layout`]: the step and params uniforms, one weight chunk,
+/// and the input and output ranges (from [`bind_range`]).
+pub(crate) fn weight_bind_group(
+    ctx: &GpuContext,
+    label: &str,
+    layout: &wgpu::BindGroupLayout,
+    [step, params, chunk]: [&wgpu::Buffer; 3],
+    input: wgpu::BindingResource<'_>,
+    output: wgpu::BindingResource<'_>,
+) -> wgpu::BindGroup {
+    crate::gpu::counters::bind_group_created();
+    ctx.device().create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout,
+        entries: &[
+            wgpu::BindGroupEntry {
+                binding: 0,
+                resource: step.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 1,
+                resource: params.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 2,
+                resource: chunk.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 3,
+                resource: input,
+            },
+            wgpu::BindGroupEntry {
+                binding: 4,
+                resource: output,
+            },
+        ],
+    })
+}
+
 /// `buffer` bound from 0 for `bytes` bytes, after checking it is large enough and bindable.
 pub(crate) fn bind_range<'a>(
     ctx: &GpuContext,
@@ -223,19 +262,9 @@ impl MatmulKernel {
         Self::with_options(ctx, strategy, reduction, decode_rows_from_env())
     }
 
-    /// The kernel with a chosen [`Strategy`] and [`Reduction`] (tests check the tree
-    /// fallback on devices that have subgroups). A subgroup reduction needs a device with
-    /// subgroups of at most 64 lanes.
-    pub fn with_reduction(
-        ctx: &GpuContext,
-        strategy: Strategy,
-        reduction: Reduction,
-    ) -> Result<Self> {
-        Self::with_options(ctx, strategy, reduction, ROWS)
-    }
-
-    /// The kernel with every choice made by the caller: strategy, reduction, and the decode
-    /// mat-vec's rows per workgroup (one of [`DECODE_ROWS_CHOICES`]).
+    /// The kernel with every choice made by the caller (tests check each on any device):
+    /// strategy, reduction (a subgroup reduction needs subgroups of at most 64 lanes), and
+    /// the decode mat-vec's rows per workgroup (one of [`DECODE_ROWS_CHOICES`]).
     pub fn with_options(
         ctx: &GpuContext,
         strategy: Strategy,
@@ -367,33 +396,14 @@ impl MatmulKernel {
                     _pad: 0,
                 };
                 let params = step::uniform(ctx, "matmul params", &params)?;
-                crate::gpu::counters::bind_group_created();
-                let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some("matmul"),
-                    layout: &self.layout,
-                    entries: &[
-                        wgpu::BindGroupEntry {
-                            binding: 0,
-                            resource: step.as_entire_binding(),
-                        },
-                        wgpu::BindGroupEntry {
-                            binding: 1,
-                            resource: params.as_entire_binding(),
-                        },
-                        wgpu::BindGroupEntry {
-                            binding: 2,
-                            resource: chunk.buffer.as_entire_binding(),
-                        },
-                        wgpu::BindGroupEntry {
-                            binding: 3,
-                            resource: bind_range(ctx, &format!("{what} x"), x, x_bytes)?,
-                        },
-                        wgpu::BindGroupEntry {
-                            binding: 4,
-                            resource: bind_range(ctx, &format!("{what} y"), y, y_bytes)?,
-                        },
-                    ],
-                });
+                let bind_group = weight_bind_group(
+                    ctx,
+                    "matmul",
+                    &self.layout,
+                    [step, &params, &chunk.buffer],
+                    bind_range(ctx, &format!("{what} x"), x, x_bytes)?,
+                    bind_range(ctx, &format!("{what} y"), y, y_bytes)?,
+                );
                 Ok(Dispatch {
                     bind_group,
                     grid,
